@@ -1,0 +1,1 @@
+"""recgen library: pure functions and torch modules (no Ray imports)."""

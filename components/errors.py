@@ -1,0 +1,34 @@
+"""Error types with actionable messages.
+
+Every error raised because of a user's input names the offending file / row / field and
+says what to do. The CLI prints the message and exits with status 2.
+"""
+from __future__ import annotations
+
+
+class RecgenError(Exception):
+    """Base class of errors the CLI reports without a traceback."""
+
+
+class InputError(RecgenError, ValueError):
+    """Bad input data: a file, a row or a field that cannot be used as given."""
+
+    def __init__(self, message: str, *, path: str | None = None, row: int | None = None,
+                 field: str | None = None, fix: str | None = None):
+        parts = []
+        if path is not None:
+            parts.append(str(path))
+        if row is not None:
+            parts.append(f"row {row}")
+        if field is not None:
+            parts.append(f"field '{field}'")
+        where = ", ".join(parts)
+        text = f"{where}: {message}" if where else message
+        if fix:
+            text += f" — {fix}"
+        super().__init__(text)
+        self.path, self.row, self.field, self.fix = path, row, field, fix
+
+
+class ConfigError(RecgenError, ValueError):
+    """An invalid configuration: unknown key, wrong type, or an inconsistent combination."""

@@ -1,0 +1,1 @@
+"""recgen orchestration: stages, DAGs, the CLI, Ray Train/Tune glue."""

@@ -1,0 +1,142 @@
+"""Typed, validated configs.
+
+A pipeline's config is a tree of :class:`StrictModel` (pydantic, unknown keys are errors).
+It is loaded as: class defaults < ``--config FILE`` (YAML) < ``--set a.b=value`` (each value
+parsed as YAML, so ``--set sample.r=3`` is an int and ``--set finetune.modes=[a,d]`` a list).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Iterable, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from components.errors import ConfigError
+
+M = TypeVar("M", bound="StrictModel")
+
+
+class StrictModel(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class StageResources(StrictModel):
+    """Ray resources of one stage (a Ray task, or the per-worker resources of a trainer)."""
+
+    num_cpus: float = Field(1.0, ge=0, description="CPUs reserved by the stage's Ray task")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs reserved by the stage's Ray task")
+    memory_gb: float | None = Field(None, ge=0, description="memory reserved (GiB), optional")
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for k in keys[:-1]:
+        nxt = node.get(k)
+        if nxt is None:
+            nxt = node[k] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"--set {dotted}: '{k}' is a value, not a section")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def parse_sets(sets: Iterable[str]) -> dict:
+    """Turn ``["a.b=1", "c=x"]`` into a nested dict, values parsed as YAML."""
+    tree: dict = {}
+    for item in sets or ():
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set kcore.k_target=5")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"--set {item!r}: empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        _set_dotted(tree, key, value)
+    return tree
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Recursively merge ``override`` into a copy of ``base``."""
+    out = copy.deepcopy(base)
+    for k, v in (override or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist — pass an existing YAML file to --config")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {p} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must contain a mapping at the top level")
+    return data
+
+
+def format_validation_error(cls: type[BaseModel], err: ValidationError, source: str) -> str:
+    lines = [f"invalid {cls.__name__} config ({source}):"]
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"])
+        if e["type"] == "extra_forbidden":
+            parent = _section_model(cls, e["loc"][:-1])
+            valid = sorted(parent.model_fields) if parent is not None else []
+            lines.append(f"  unknown key '{loc}' — valid keys here: {', '.join(valid)}")
+        else:
+            lines.append(f"  {loc}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _section_model(cls: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    model: Any = cls
+    for key in loc:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(str(key))
+        if field is None:
+            return None
+        model = field.annotation
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def validate_config(cls: type[M], tree: dict, source: str = "config") -> M:
+    try:
+        return cls.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(cls, e, source)) from None
+
+
+def load_config(cls: type[M], path: str | Path | None = None, sets: Iterable[str] = ()) -> M:
+    """Defaults < YAML file < ``--set`` overrides, validated against ``cls``."""
+    tree: dict = {}
+    source = []
+    if path:
+        tree = read_yaml(path)
+        source.append(str(path))
+    overrides = parse_sets(sets)
+    if overrides:
+        tree = deep_merge(tree, overrides)
+        source.append("--set")
+    return validate_config(cls, tree, " + ".join(source) or "defaults")
+
+
+def config_dump(cfg: BaseModel) -> dict:
+    """A JSON-able dict of a config (what manifests and run records store)."""
+    return cfg.model_dump(mode="json")
+
+
+def config_yaml(cfg: BaseModel) -> str:
+    return yaml.safe_dump(config_dump(cfg), sort_keys=False)

@@ -1,0 +1,265 @@
+"""Runs a pipeline: fingerprints, cache hits, Ray tasks, run records.
+
+Each stage's fingerprint covers its name and version, the package version, the config
+sections it declares, the seed, the fingerprints of its inputs and the bytes of any external
+input files. A stage whose manifest exists under that fingerprint is a cache hit. ``force``
+recomputes the named stages and everything downstream of them. Independent stages run
+concurrently as Ray tasks; ``kind="driver"`` stages run in this process.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version as pkg_version
+from typing import Any, Iterable
+
+from pipelines.core.artifacts import Store, file_fingerprint, fingerprint_of
+from pipelines.core.config import StageResources, config_dump
+from pipelines.core.stage import Pipeline, Stage, StageContext
+
+from components.errors import InputError, RecgenError
+
+
+@lru_cache(maxsize=1)
+def code_version() -> dict:
+    try:
+        v = pkg_version("recgen")
+    except PackageNotFoundError:
+        v = "0+unknown"
+    commit = None
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        commit = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=5).stdout.strip() or None
+    except Exception:
+        pass
+    return {"package": v, "git_commit": commit}
+
+
+_FILE_FP_CACHE: dict[tuple, str] = {}
+
+
+def _external_fp(paths: Iterable[str]) -> dict[str, str]:
+    out = {}
+    for p in paths:
+        if not os.path.exists(p):
+            raise InputError("input file does not exist", path=p,
+                             fix="check data.path in the config or --set data.path=FILE")
+        st = os.stat(p)
+        if os.path.isdir(p):
+            key = (p, "dir")
+            entries = sorted((e.name, e.stat().st_size, int(e.stat().st_mtime))
+                             for e in os.scandir(p))
+            out[p] = fingerprint_of(entries)
+            continue
+        key = (p, st.st_size, st.st_mtime_ns)
+        if key not in _FILE_FP_CACHE:
+            _FILE_FP_CACHE[key] = file_fingerprint(p)
+        out[p] = _FILE_FP_CACHE[key]
+    return out
+
+
+def stage_fingerprint(pipeline: Pipeline, stage: Stage, cfg: Any, input_fps: dict[str, str]) -> tuple[str, dict]:
+    dump = config_dump(cfg)
+    sections = {k: dump.get(k) for k in stage.config_keys}
+    ext = _external_fp(stage.external_inputs(cfg)) if stage.external_inputs else {}
+    basis = {
+        "pipeline": pipeline.name,
+        "stage": stage.name,
+        "stage_version": stage.version,
+        "package": code_version()["package"],
+        "config": sections,
+        "seed": dump.get("seed"),
+        "inputs": input_fps,
+        "external": ext,
+    }
+    return fingerprint_of(basis), basis
+
+
+def resources_of(cfg: Any, stage: Stage) -> StageResources:
+    res = getattr(cfg, "resources", None) or {}
+    r = res.get(stage.name) if isinstance(res, dict) else None
+    return r if r is not None else StageResources()
+
+
+def execute_stage(store_uri: str, pipeline_name: str, stage: Stage, cfg: Any, fp: str,
+                  input_fps: dict[str, str], manifest_base: dict) -> dict:
+    """Run one stage body and publish its artifact. Runs in a Ray task or the driver."""
+    os.environ.setdefault("DGLBACKEND", "pytorch")
+    store = Store(store_uri)
+    inputs = {n: store.artifact(pipeline_name, n, f) for n, f in input_fps.items()}
+    writer = store.writer(pipeline_name, stage.name, fp)
+    scratch = store.scratch_dir(pipeline_name, stage.name, fp)
+    if store.local:
+        os.makedirs(scratch, exist_ok=True)
+    ctx = StageContext(pipeline=pipeline_name, stage=stage.name, cfg=cfg, inputs=inputs,
+                       out=writer, scratch_dir=scratch, fingerprint=fp)
+    t0 = time.time()
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    try:
+        stage.run(ctx)
+    except BaseException:
+        writer.abort()
+        raise
+    manifest = dict(manifest_base)
+    manifest.update(started_at=started, wall_time_s=round(time.time() - t0, 3),
+                    host=os.uname().nodename, pid=os.getpid())
+    return writer.commit(manifest)
+
+
+@dataclass
+class StagePlan:
+    stage: Stage
+    fingerprint: str
+    basis: dict
+    status: str = "pending"  # hit | run | forced | skipped
+    wall_time_s: float | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    pipeline: str
+    plans: dict[str, StagePlan]
+    store: Store
+    record: dict = field(default_factory=dict)
+
+    def artifact(self, stage: str):
+        p = self.plans[stage]
+        return self.store.artifact(self.pipeline, stage, p.fingerprint)
+
+
+def plan(pipeline: Pipeline, cfg: Any, store: Store, until: str | None = None,
+         force: Iterable[str] = ()) -> dict[str, StagePlan]:
+    """Fingerprint every selected stage and decide hit / run."""
+    selected = pipeline.upstream(until) if until else [s.name for s in pipeline.stages]
+    forced: set[str] = set()
+    for f in force or ():
+        pipeline.stage(f)  # validates the name
+        forced.update(pipeline.downstream(f))
+    plans: dict[str, StagePlan] = {}
+    for s in pipeline.stages:
+        if s.name not in selected:
+            continue
+        input_fps = {i: plans[i].fingerprint for i in s.inputs}
+        fp, basis = stage_fingerprint(pipeline, s, cfg, input_fps)
+        plans[s.name] = StagePlan(s, fp, basis)
+        if s.name in forced:
+            plans[s.name].status = "forced"
+        elif store.manifest(pipeline.name, s.name, fp) is not None:
+            plans[s.name].status = "hit"
+        else:
+            plans[s.name].status = "run"
+    return plans
+
+
+def _unwrap(err: BaseException) -> BaseException:
+    cause = getattr(err, "cause", None)
+    while cause is not None and getattr(cause, "cause", None) is not None:
+        cause = cause.cause
+    return cause if isinstance(cause, BaseException) else err
+
+
+def run_pipeline(pipeline: Pipeline, cfg: Any, artifacts: str, until: str | None = None,
+                 force: Iterable[str] = (), echo: bool = True) -> RunResult:
+    """Run (or reuse) the stages of ``pipeline``. Ray must be initialised (see ray_env)."""
+    import ray
+
+    store = Store(artifacts)
+    store.check_writable()
+    plans = plan(pipeline, cfg, store, until, force)
+    run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+    say = print if echo else (lambda *a, **k: None)
+    cv = code_version()
+    dumped = config_dump(cfg)
+
+    def base_manifest(p: StagePlan) -> dict:
+        return {
+            "pipeline": pipeline.name, "stage": p.stage.name, "fingerprint": p.fingerprint,
+            "code_version": cv, "stage_version": p.stage.version, "run_id": run_id,
+            "config": {k: dumped.get(k) for k in p.stage.config_keys},
+            "seed": dumped.get("seed"), "inputs": p.basis["inputs"],
+            "external_inputs": p.basis["external"],
+        }
+
+    todo = [p for p in plans.values() if p.status in ("run", "forced")]
+    done = {n for n, p in plans.items() if p.status == "hit"}
+    for n in done:
+        say(f"[{pipeline.name}] {n}: cache hit ({plans[n].fingerprint[:16]})", flush=True)
+    running: dict[Any, StagePlan] = {}
+    started: dict[str, float] = {}
+    t_run = time.time()
+
+    def finish(p: StagePlan, manifest: dict) -> None:
+        p.wall_time_s = manifest.get("wall_time_s")
+        done.add(p.stage.name)
+        say(f"[{pipeline.name}] {p.stage.name}: done in {p.wall_time_s:.1f}s "
+            f"({p.fingerprint[:16]})", flush=True)
+
+    try:
+        while todo or running:
+            ready = [p for p in todo if all(i in done for i in p.stage.inputs)]
+            for p in ready:
+                todo.remove(p)
+                args = (store.uri, pipeline.name, p.stage, cfg, p.fingerprint,
+                        p.basis["inputs"], base_manifest(p))
+                say(f"[{pipeline.name}] {p.stage.name}: running ({p.stage.kind})", flush=True)
+                started[p.stage.name] = time.time()
+                if p.stage.kind == "driver":
+                    finish(p, execute_stage(*args))
+                else:
+                    r = resources_of(cfg, p.stage)
+                    opts: dict[str, Any] = {"num_cpus": r.num_cpus, "num_gpus": r.num_gpus,
+                                            "max_retries": 0, "name": f"{pipeline.name}.{p.stage.name}"}
+                    if r.memory_gb:
+                        opts["memory"] = int(r.memory_gb * 2**30)
+                    ref = ray.remote(execute_stage).options(**opts).remote(*args)
+                    running[ref] = p
+            if running:
+                finished, _ = ray.wait(list(running), num_returns=1)
+                for ref in finished:
+                    p = running.pop(ref)
+                    finish(p, ray.get(ref))
+            elif todo and not ready:
+                raise RuntimeError(f"pipeline {pipeline.name}: unsatisfiable stages "
+                                   f"{[p.stage.name for p in todo]}")
+    except Exception as e:
+        real = _unwrap(e)
+        _write_run_record(store, pipeline, cfg, plans, run_id, t_run, error=str(real))
+        if real is not e and isinstance(real, RecgenError):
+            raise real from None
+        raise
+    record = _write_run_record(store, pipeline, cfg, plans, run_id, t_run)
+    return RunResult(run_id, pipeline.name, plans, store, record)
+
+
+def _write_run_record(store: Store, pipeline: Pipeline, cfg: Any, plans: dict[str, StagePlan],
+                      run_id: str, t0: float, error: str | None = None) -> dict:
+    record = {
+        "run_id": run_id,
+        "pipeline": pipeline.name,
+        "status": "failed" if error else "succeeded",
+        "error": error,
+        "code_version": code_version(),
+        "config": config_dump(cfg),
+        "stages": {n: {"fingerprint": p.fingerprint,
+                       "status": p.status if p.status != "run" or p.wall_time_s is not None else "not-run",
+                       "wall_time_s": p.wall_time_s,
+                       "dir": store.stage_dir(pipeline.name, n, p.fingerprint)}
+                   for n, p in plans.items()},
+        "wall_time_s": round(time.time() - t0, 3),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    store.write_json_atomic(store.join(pipeline.name, "runs", f"{run_id}.json"), record)
+    if not error:
+        store.write_json_atomic(store.join(pipeline.name, "latest.json"), record)
+    return record
+
+
+def latest_run(store: Store, pipeline: str) -> dict | None:
+    path = store.join(pipeline, "latest.json")
+    return store.read_json(path) if store.exists(path) else None

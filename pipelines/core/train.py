@@ -1,0 +1,102 @@
+"""Ray Train (V2) glue shared by every training stage.
+
+A training stage is ``kind="driver"``: it calls :func:`fit` with a per-worker loop. Inside
+the loop, :func:`load_checkpoint` returns the last saved state (after a worker failure or
+when the same stage is re-run after a killed driver: the run name and storage path are
+derived from the stage fingerprint, so Ray Train finds the earlier checkpoints), and
+:func:`report` saves state + metrics (rank 0 writes the checkpoint).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Callable
+
+import torch
+from pydantic import Field
+
+from pipelines.core.config import StrictModel
+
+
+class TrainerConfig(StrictModel):
+    """How a training stage is scaled (a ``trainer:`` sub-section of a stage config)."""
+
+    num_workers: int = Field(1, ge=0, description="Ray Train workers (0 = in-process, for tests)")
+    use_gpu: bool = Field(False, description="one GPU per worker")
+    cpus_per_worker: float = Field(1.0, gt=0)
+    max_failures: int = Field(2, ge=-1, description="worker failures to recover from (-1: unlimited)")
+
+
+CKPT_FILE = "state.pt"
+
+
+def fit(ctx, train_loop: Callable[[dict], None], loop_config: dict, trainer: TrainerConfig,
+        name: str = "train"):
+    """Run ``train_loop`` under a ``TorchTrainer`` whose storage lives in ``ctx.scratch_dir``.
+
+    Returns the ``ray.train.Result``. Raises the worker's error if training fails for good.
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    resources = {"CPU": trainer.cpus_per_worker}
+    if trainer.use_gpu:
+        resources["GPU"] = 1
+    env = {"env_vars": {"DGLBACKEND": "pytorch",
+                        "OMP_NUM_THREADS": str(max(1, int(trainer.cpus_per_worker)))}}
+    t = TorchTrainer(
+        train_loop,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(num_workers=trainer.num_workers, use_gpu=trainer.use_gpu,
+                                     resources_per_worker=resources),
+        run_config=RunConfig(
+            name=f"{ctx.stage}-{name}",
+            storage_path=ctx.scratch_dir,
+            failure_config=FailureConfig(max_failures=trainer.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            worker_runtime_env=env,
+        ),
+    )
+    result = t.fit()
+    if getattr(result, "error", None):
+        raise result.error
+    return result
+
+
+def world_rank() -> int:
+    import ray.train
+
+    return ray.train.get_context().get_world_rank()
+
+
+def load_checkpoint() -> dict | None:
+    """The state dict saved by the last :func:`report` of this run, or None."""
+    import ray.train
+
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is None:
+        return None
+    with ckpt.as_directory() as d:
+        return torch.load(os.path.join(d, CKPT_FILE), map_location="cpu", weights_only=False)
+
+
+def report(metrics: dict[str, Any], state: dict | None = None) -> None:
+    """Report metrics; with ``state``, rank 0 also saves it as the run's checkpoint."""
+    import ray.train
+    from ray.train import Checkpoint
+
+    if state is not None and world_rank() == 0:
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(state, os.path.join(d, CKPT_FILE))
+            ray.train.report(metrics, checkpoint=Checkpoint.from_directory(d))
+    else:
+        ray.train.report(metrics)
+
+
+def final_state(result) -> dict | None:
+    """The state dict of the last checkpoint of a finished run."""
+    ckpt = getattr(result, "checkpoint", None)
+    if ckpt is None:
+        return None
+    with ckpt.as_directory() as d:
+        return torch.load(os.path.join(d, CKPT_FILE), map_location="cpu", weights_only=False)
