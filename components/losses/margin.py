@@ -284,13 +284,14 @@ class DWDMargin(MarginLoss):
     def _phi(self, u):
         q = self.params["q"]
         t = q / (q + 1)
-        tail = (q ** q / (q + 1) ** (q + 1)) / torch.clamp(u, min=t) ** q
+        # q^q / (q+1)^(q+1) / u^q written as (t/u)^q / (q+1): no overflow for large q
+        tail = (t / torch.clamp(u, min=t)) ** q / (q + 1)
         return torch.where(u <= t, 1 - u, tail)
 
     def _dphi(self, u):
         q = self.params["q"]
         t = q / (q + 1)
-        tail = -(t ** (q + 1)) / torch.clamp(u, min=t) ** (q + 1)
+        tail = -((t / torch.clamp(u, min=t)) ** (q + 1))
         return torch.where(u <= t, -torch.ones_like(u), tail)
 
     def _properties(self):
