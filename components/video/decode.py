@@ -1,0 +1,267 @@
+"""Video decoding with PyAV: probing, integrity checks and seek-aware frame reading.
+
+Public API
+----------
+* :func:`probe` — container metadata (fps, frame count, size, duration) as :class:`VideoInfo`;
+  with ``verify=True`` it also demuxes every packet and decodes the first and last frames, so a
+  truncated or corrupt file raises :class:`~components.errors.InputError` naming the reason.
+* :func:`read_frames` — decode exactly the requested frame indices (any order, repeats allowed)
+  to a ``uint8 [N, H, W, 3]`` RGB array, seeking to the keyframe before each far-apart group
+  and using FFmpeg's frame/slice threading (``thread_type = "AUTO"``).
+* :func:`read_all_frames` — every frame of a file (for flow extraction and short clips).
+* :func:`write_video` — encode ``uint8 [T, H, W, 3]`` frames to an mp4 (H.264) file.
+
+Frame index ``i`` is the ``i``-th presented frame; it is mapped to and from the stream's
+presentation timestamps through the average frame rate (constant-frame-rate assumption, which
+holds for the datasets this project reads).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from components.errors import InputError
+
+__all__ = ["VideoInfo", "probe", "read_frames", "read_all_frames", "write_video"]
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Metadata of the first video stream of a file."""
+
+    fps: float
+    num_frames: int
+    width: int
+    height: int
+    duration: float
+    codec: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _open(path: str):
+    import av
+
+    if not os.path.exists(path):
+        raise InputError("file does not exist", path=path, fix="check the path in the index")
+    try:
+        container = av.open(path)
+    except Exception as exc:  # av.error.* subclasses vary across FFmpeg builds
+        raise InputError(f"unreadable container ({type(exc).__name__}: {exc})", path=path,
+                         fix="the file is not a readable video; re-download or drop it") from exc
+    if not container.streams.video:
+        container.close()
+        raise InputError("no video stream", path=path, fix="drop this file from the dataset")
+    return container
+
+
+def _stream_fps(stream) -> Fraction:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate or rate <= 0:
+        return Fraction(25, 1)
+    return Fraction(rate)
+
+
+def probe(path: str, verify: bool = False) -> VideoInfo:
+    """Read a file's metadata; with ``verify`` also check that it is complete and decodable.
+
+    Verification demuxes all packets of the video stream (cheap, no decoding), compares their
+    count with the frame count stored in the header, and decodes the first and the last
+    frame. Raises :class:`InputError` with the reason (``truncated``, ``undecodable``, ...).
+    """
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        fps = _stream_fps(stream)
+        cc = stream.codec_context
+        header_frames = int(stream.frames or 0)
+        duration = 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        num_frames = header_frames or int(round(duration * float(fps)))
+        width, height = int(cc.width), int(cc.height)
+        if verify:
+            num_frames = _verify(container, stream, path, header_frames)
+            duration = num_frames / float(fps)
+        if num_frames <= 0 or width <= 0 or height <= 0:
+            raise InputError(f"empty video stream ({num_frames} frames, {width}x{height})", path=path,
+                             fix="drop this file from the dataset")
+        return VideoInfo(fps=float(fps), num_frames=num_frames, width=width, height=height,
+                         duration=duration or num_frames / float(fps), codec=cc.name)
+    finally:
+        container.close()
+
+
+def _verify(container, stream, path: str, header_frames: int) -> int:
+    """Demux every packet, decode the first and last frames; return the readable frame count."""
+    import av
+
+    packets = 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size:
+                packets += 1
+    except av.error.FFmpegError as exc:
+        raise InputError(f"truncated: demuxing failed after {packets} packets ({exc})", path=path,
+                         fix="the file is incomplete; re-download or drop it") from exc
+    if packets == 0:
+        raise InputError("undecodable: no video packets", path=path, fix="drop this file")
+    if header_frames and packets < header_frames:
+        raise InputError(f"truncated: header declares {header_frames} frames but only {packets} "
+                         "packets are readable", path=path, fix="the file is incomplete; re-download or drop it")
+    # decode the first frame and the last frame (after a seek)
+    try:
+        container.seek(0, stream=stream, backward=True)
+        first = next(container.decode(stream), None)
+        if first is None:
+            raise InputError("undecodable: the first frame does not decode", path=path, fix="drop this file")
+        last = None
+        for last in container.decode(stream):  # noqa: B007 - keep the final frame
+            pass
+    except av.error.FFmpegError as exc:
+        raise InputError(f"undecodable: {type(exc).__name__}: {exc}", path=path,
+                         fix="the file is corrupt; re-encode or drop it") from exc
+    return packets
+
+
+def _frame_index(frame, start_pts: int, time_base: Fraction, fps: Fraction) -> int:
+    if frame.pts is None:
+        return -1
+    return int(round(float((frame.pts - start_pts) * time_base * fps)))
+
+
+def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
+    if size is None:
+        return frame.to_ndarray(format="rgb24")
+    height, width = size
+    return frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
+
+
+def read_frames(path: str, indices: Sequence[int] | np.ndarray, *, size: tuple[int, int] | None = None,
+                threads: bool = True, seek_gap: int = 48) -> np.ndarray:
+    """Decode the frames ``indices`` of ``path`` to a ``uint8 [len(indices), H, W, 3]`` array.
+
+    ``size=(H, W)`` resizes in FFmpeg's scaler while converting to RGB. Indices may repeat and
+    come in any order. Sorted unique indices are grouped; a gap larger than ``seek_gap`` frames
+    starts a new group, and each group begins with a seek to the keyframe before its first
+    frame, so reading a few frames from a long file does not decode the whole file.
+    Raises :class:`InputError` if a requested frame is not in the file (truncated / too short).
+    """
+    import av
+
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if idx.size == 0:
+        raise InputError("no frame indices requested", path=path, fix="check the sampler")
+    if idx.min() < 0:
+        raise InputError(f"negative frame index {int(idx.min())}", path=path, fix="check the sampler")
+    wanted = np.unique(idx)
+    groups: list[list[int]] = [[int(wanted[0])]]
+    for i in wanted[1:]:
+        if i - groups[-1][-1] > seek_gap:
+            groups.append([int(i)])
+        else:
+            groups[-1].append(int(i))
+
+    got: dict[int, np.ndarray] = {}
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        if threads:
+            stream.thread_type = "AUTO"
+        fps = _stream_fps(stream)
+        tb = stream.time_base or Fraction(1, 1_000_000)
+        start_pts = stream.start_time or 0
+        for group in groups:
+            first, last = group[0], group[-1]
+            need = set(group)
+            target_pts = start_pts + int(first / fps / tb)
+            if first > 0:
+                container.seek(target_pts, stream=stream, backward=True, any_frame=False)
+            else:
+                container.seek(start_pts, stream=stream, backward=True, any_frame=False)
+            counter = None
+            try:
+                for frame in container.decode(stream):
+                    i = _frame_index(frame, start_pts, tb, fps)
+                    if i < 0:  # no timestamps: count frames (valid only when we started at 0)
+                        counter = 0 if counter is None else counter + 1
+                        i = counter
+                    if i in need:
+                        got[i] = _to_rgb(frame, size)
+                        need.discard(i)
+                    if i >= last or not need:
+                        break
+            except av.error.FFmpegError as exc:
+                raise InputError(f"undecodable while reading frame {first}..{last}: {exc}", path=path,
+                                 fix="the file is corrupt; re-encode or drop it") from exc
+            if need:
+                raise InputError(f"truncated: frames {sorted(need)[:5]} not found", path=path,
+                                 fix="the file is shorter than its index says; re-ingest it")
+    finally:
+        container.close()
+    return np.stack([got[int(i)] for i in idx])
+
+
+def read_all_frames(path: str, *, size: tuple[int, int] | None = None, threads: bool = True,
+                    max_frames: int | None = None) -> np.ndarray:
+    """Decode every frame (or the first ``max_frames``) to ``uint8 [T, H, W, 3]``."""
+    import av
+
+    container = _open(path)
+    out = []
+    try:
+        stream = container.streams.video[0]
+        if threads:
+            stream.thread_type = "AUTO"
+        try:
+            for frame in container.decode(stream):
+                out.append(_to_rgb(frame, size))
+                if max_frames is not None and len(out) >= max_frames:
+                    break
+        except av.error.FFmpegError as exc:
+            raise InputError(f"undecodable after {len(out)} frames: {exc}", path=path,
+                             fix="the file is corrupt; re-encode or drop it") from exc
+    finally:
+        container.close()
+    if not out:
+        raise InputError("undecodable: no frames", path=path, fix="drop this file")
+    return np.stack(out)
+
+
+def write_video(path: str, frames: np.ndarray | Iterable[np.ndarray], fps: int = 25, *,
+                codec: str = "libx264", crf: int = 18, gop: int = 16, faststart: bool = False) -> str:
+    """Encode RGB ``uint8 [T, H, W, 3]`` frames (H, W even) into ``path``; returns ``path``.
+
+    Written to a temporary name and renamed, so an interrupted write leaves no partial file.
+    ``faststart`` puts the index (moov atom) before the data, so a truncated copy still opens.
+    """
+    import av
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise InputError(f"frames must be uint8 [T,H,W,3], got {frames.dtype} {frames.shape}", path=path)
+    t, h, w, _ = frames.shape
+    if h % 2 or w % 2:
+        raise InputError(f"frame size {w}x{h} must be even for yuv420p", path=path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}.mp4"
+    options = {"crf": str(crf), "preset": "veryfast"} if codec == "libx264" else {}
+    container_opts = {"movflags": "faststart"} if faststart else {}
+    with av.open(tmp, mode="w", format="mp4", options=container_opts) as container:
+        stream = container.add_stream(codec, rate=fps, options=options)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.codec_context.gop_size = gop
+        for arr in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    os.replace(tmp, path)
+    return path

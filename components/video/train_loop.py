@@ -1,0 +1,139 @@
+"""Framework-free training and evaluation steps for video classifiers (no Ray here).
+
+* :func:`model_input` — hand a batch (``dict`` of tensors) to a model: the bare tensor for
+  single-input models, the dict for multi-input ones (the registry's call contract).
+* :func:`train_epoch` — one epoch with optional bf16 autocast; adds auxiliary losses of models
+  exposing ``forward_train`` (hidden two-stream).
+* :func:`predict` — class probabilities averaged over the views of multi-view batches
+  (``[B, V, ...]`` inputs), plus labels; :func:`embed` — ``model.features`` averaged over views.
+* :func:`topk_accuracy`, :func:`confusion_matrix`, :func:`plot_confusion`.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["model_input", "autocast", "train_epoch", "predict", "embed", "topk_accuracy",
+           "confusion_matrix", "plot_confusion"]
+
+
+def model_input(batch: dict[str, torch.Tensor]):
+    """The object a registry model's ``forward`` takes for this batch."""
+    return next(iter(batch.values())) if len(batch) == 1 else batch
+
+
+def autocast(bf16: bool):
+    """``torch.autocast`` in bfloat16 on the CPU when ``bf16``, else a no-op context."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+def train_epoch(model: torch.nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, *,
+                bf16: bool = False, max_steps: int | None = None,
+                scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> dict:
+    """Train for one pass over ``loader``; returns ``{loss, acc, clips, seconds, clips_per_s}``."""
+    model.train()
+    total, correct, loss_sum, t0 = 0, 0, 0.0, time.perf_counter()
+    has_aux = hasattr(model, "forward_train")
+    for step, (batch, labels) in enumerate(loader):
+        if max_steps is not None and step >= max_steps:
+            break
+        with autocast(bf16):
+            if has_aux:
+                logits, aux = model.forward_train(model_input(batch))
+                loss = F.cross_entropy(logits.float(), labels) + sum(v.float() for v in aux.values())
+            else:
+                logits = model(model_input(batch))
+                loss = F.cross_entropy(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        n = len(labels)
+        total += n
+        loss_sum += float(loss.detach()) * n
+        correct += int((logits.detach().argmax(1) == labels).sum())
+    secs = time.perf_counter() - t0
+    return {"loss": loss_sum / max(total, 1), "acc": correct / max(total, 1), "clips": total,
+            "seconds": secs, "clips_per_s": total / secs if secs > 0 else 0.0}
+
+
+def _flatten_views(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int, int]:
+    b, v = next(iter(batch.values())).shape[:2]
+    return {k: x.reshape(b * v, *x.shape[2:]) for k, x in batch.items()}, b, v
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, loader: Iterable, *, bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(probs [N, C], labels [N])``; softmax scores averaged over each item's views."""
+    model.eval()
+    probs, labels = [], []
+    for batch, y in loader:
+        flat, b, v = _flatten_views(batch)
+        with autocast(bf16):
+            logits = model(model_input(flat)).float()
+        probs.append(logits.softmax(-1).view(b, v, -1).mean(1).numpy())
+        labels.append(np.asarray(y))
+    return np.concatenate(probs), np.concatenate(labels)
+
+
+@torch.no_grad()
+def embed(model: torch.nn.Module, loader: Iterable, *, bf16: bool = False) -> np.ndarray:
+    """``float32 [N, D]`` clip embeddings (``model.features``) averaged over views."""
+    model.eval()
+    out = []
+    for batch, _ in loader:
+        flat, b, v = _flatten_views(batch)
+        with autocast(bf16):
+            f = model.features(model_input(flat)).float()
+        out.append(f.view(b, v, -1).mean(1).numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+def topk_accuracy(probs: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+    """``{"top1": ..., "top5": ...}``; k larger than the class count counts as the class count."""
+    order = np.argsort(-probs, axis=1)
+    out = {}
+    for k in ks:
+        kk = min(k, probs.shape[1])
+        out[f"top{k}"] = float((order[:, :kk] == labels[:, None]).any(1).mean()) if len(labels) else 0.0
+    return out
+
+
+def confusion_matrix(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """``int64 [C, C]``: rows = true class, columns = predicted class."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (labels.astype(int), pred.astype(int)), 1)
+    return cm
+
+
+def plot_confusion(cm: np.ndarray, classes: list[str], path: str, title: str = "") -> str:
+    """Save a row-normalised confusion-matrix heat map (PNG) to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    side = max(4.0, 0.45 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(side, side))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(classes)), classes, fontsize=7)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
+                        color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or "confusion matrix")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
