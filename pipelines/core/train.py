@@ -5,6 +5,11 @@ the loop, :func:`load_checkpoint` returns the last saved state (after a worker f
 when the same stage is re-run after a killed driver: the run name and storage path are
 derived from the stage fingerprint, so Ray Train finds the earlier checkpoints), and
 :func:`report` saves state + metrics (rank 0 writes the checkpoint).
+
+``TrainerConfig(num_workers=0)`` runs the loop in-process (Ray Train V2 local mode) with
+checkpoints still persisted under the scratch dir: use it in ``configs/*/tiny.yaml`` and
+unit tests (starting Ray Train workers costs ~10-20 s per fit on 2 cores); keep
+``num_workers >= 1`` in the demo configs and in the tests that exercise workers themselves.
 """
 from __future__ import annotations
 
@@ -28,6 +33,9 @@ class TrainerConfig(StrictModel):
 
 
 CKPT_FILE = "state.pt"
+# With num_workers=0 Ray Train runs the loop in this process and does not persist
+# checkpoints; fit() then points this at a folder under the stage's scratch dir.
+_LOCAL_DIR: str | None = None
 
 
 def fit(ctx, train_loop: Callable[[dict], None], loop_config: dict, trainer: TrainerConfig,
@@ -57,9 +65,15 @@ def fit(ctx, train_loop: Callable[[dict], None], loop_config: dict, trainer: Tra
             worker_runtime_env=env,
         ),
     )
-    result = t.fit()
+    global _LOCAL_DIR
+    _LOCAL_DIR = os.path.join(ctx.scratch_dir, f"{ctx.stage}-{name}-local") if trainer.num_workers == 0 else None
+    try:
+        result = t.fit()
+    finally:
+        local_dir, _LOCAL_DIR = _LOCAL_DIR, None
     if getattr(result, "error", None):
         raise result.error
+    result.recgen_local_dir = local_dir
     return result
 
 
@@ -73,6 +87,9 @@ def load_checkpoint() -> dict | None:
     """The state dict saved by the last :func:`report` of this run, or None."""
     import ray.train
 
+    if _LOCAL_DIR is not None:
+        f = os.path.join(_LOCAL_DIR, CKPT_FILE)
+        return torch.load(f, map_location="cpu", weights_only=False) if os.path.exists(f) else None
     ckpt = ray.train.get_checkpoint()
     if ckpt is None:
         return None
@@ -85,7 +102,13 @@ def report(metrics: dict[str, Any], state: dict | None = None) -> None:
     import ray.train
     from ray.train import Checkpoint
 
-    if state is not None and world_rank() == 0:
+    if state is not None and _LOCAL_DIR is not None:
+        os.makedirs(_LOCAL_DIR, exist_ok=True)
+        tmp = os.path.join(_LOCAL_DIR, CKPT_FILE + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, os.path.join(_LOCAL_DIR, CKPT_FILE))
+        ray.train.report(metrics)
+    elif state is not None and world_rank() == 0:
         with tempfile.TemporaryDirectory() as d:
             torch.save(state, os.path.join(d, CKPT_FILE))
             ray.train.report(metrics, checkpoint=Checkpoint.from_directory(d))
@@ -95,6 +118,10 @@ def report(metrics: dict[str, Any], state: dict | None = None) -> None:
 
 def final_state(result) -> dict | None:
     """The state dict of the last checkpoint of a finished run."""
+    local_dir = getattr(result, "recgen_local_dir", None)
+    if local_dir is not None:
+        f = os.path.join(local_dir, CKPT_FILE)
+        return torch.load(f, map_location="cpu", weights_only=False) if os.path.exists(f) else None
     ckpt = getattr(result, "checkpoint", None)
     if ckpt is None:
         return None
