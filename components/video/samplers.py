@@ -62,7 +62,7 @@ def multi_clip_starts(num_frames: int, span: int, num_clips: int) -> np.ndarray:
     if num_clips == 1:
         return np.array([slack // 2], dtype=np.int64)
     centres = (np.arange(num_clips) + 0.5) * num_frames / num_clips
-    return np.clip(np.round(centres - span / 2), 0, slack).astype(np.int64)
+    return np.clip(np.floor(centres - span / 2), 0, slack).astype(np.int64)
 
 
 def dense_views(num_frames: int, T: int, tau: int, num_clips: int) -> np.ndarray:
