@@ -1,0 +1,178 @@
+"""Generic BPR training loop for any scorer returning ``(v, reg_term)`` (MF, LightGCN).
+
+One :class:`BPRRun` owns a model, its optimizer, the numpy RNG of negative sampling, the epoch
+counter, the early-stopping state (best validation score, best factors, patience left) and the
+history. ``state_dict()`` / ``load_state_dict()`` capture all of it, so a run restored from a
+checkpoint continues exactly as the uninterrupted run would (same negatives, same updates).
+
+An epoch: shuffle this worker's share of the training pairs, draw one uniform negative per
+pair (filtered against the user's training positives, see :mod:`components.pcrec.negatives`),
+and take optimizer steps on batches of ``batch_size`` triples minimising
+``mean loss(v) + reg * reg_term`` where ``loss`` is any margin loss of
+``components.losses.margin`` (``logit_margin`` = BPR).
+
+Every ``eval_every`` epochs ``valid_fn(user_factors, item_factors) -> float`` (validation
+NDCG@10 in the pipeline) is called; the best factors are kept and training stops after
+``patience`` evaluations without improvement or at ``epochs``.
+
+Public API: :class:`BPRConfig`, :class:`BPRRun`.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from components.errors import ConfigError
+from components.pcrec.negatives import PositiveSet, sample_negatives
+
+
+@dataclass(frozen=True)
+class BPRConfig:
+    """Hyper-parameters of one BPR run (see module docstring)."""
+
+    epochs: int = 50
+    batch_size: int = 8192
+    lr: float = 0.005
+    reg: float = 1e-4
+    optimizer: str = "adam"          # adam | sgd | adagrad
+    eval_every: int = 1
+    patience: int = 5
+    loss_name: str = "logit_margin"
+    loss_params: tuple = ()          # ((name, value), ...) for get_loss
+
+    def __post_init__(self):
+        if self.optimizer not in ("adam", "sgd", "adagrad"):
+            raise ConfigError(f"optimizer '{self.optimizer}' unknown; use adam, sgd or adagrad")
+        if self.epochs < 0 or self.batch_size < 1 or self.eval_every < 1 or self.patience < 1:
+            raise ConfigError("epochs >= 0, batch_size >= 1, eval_every >= 1 and patience >= 1 required")
+
+
+def _optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr)
+    return torch.optim.SGD(params, lr=lr)
+
+
+class BPRRun:
+    """State and steps of one BPR training run.
+
+    Args:
+        model: module with ``forward(u, i, j) -> (v, reg_term)`` and ``embeddings()``;
+            may be wrapped (DDP) — pass the unwrapped one as ``core`` then.
+        users, items: training pairs (int arrays).
+        positives: pairs never drawn as negatives (the training positives).
+        cfg: :class:`BPRConfig`.
+        seed: seeds the negative sampler (combined with ``rank``).
+        item_lo, item_hi: optional per-pair item range for the negatives (joint training
+            draws each negative from the positive's own domain).
+        rank, world: this worker's share of the pairs is ``perm[rank::world]``.
+        core: the unwrapped model (defaults to ``model``).
+    """
+
+    def __init__(self, model: torch.nn.Module, users: np.ndarray, items: np.ndarray,
+                 positives: PositiveSet, cfg: BPRConfig, seed: int, *,
+                 item_lo: np.ndarray | None = None, item_hi: np.ndarray | None = None,
+                 rank: int = 0, world: int = 1, core: torch.nn.Module | None = None):
+        from components.losses.margin import get_training_loss
+
+        self.model, self.core, self.cfg = model, core or model, cfg
+        self.users = np.asarray(users, dtype=np.int64)
+        self.items = np.asarray(items, dtype=np.int64)
+        self.item_lo, self.item_hi = item_lo, item_hi
+        self.positives = positives
+        self.rank, self.world = rank, world
+        self.loss_fn = get_training_loss(cfg.loss_name, **dict(cfg.loss_params))
+        self.opt = _optimizer(cfg.optimizer, self.model.parameters(), cfg.lr)
+        self.rng = np.random.default_rng([seed, rank])
+        self.epoch = 0
+        self.best_score = -math.inf
+        self.best_epoch = -1
+        self.best_factors: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.bad_evals = 0
+        self.stopped = cfg.epochs == 0
+        self.history: list[dict] = []
+
+    # ---------------------------------------------------------------- training
+    def train_epoch(self) -> float:
+        """One pass over this worker's share of the pairs; returns the mean batch loss."""
+        self.model.train()
+        perm = self.rng.permutation(len(self.users))[self.rank::self.world]
+        u = self.users[perm]
+        lo = 0 if self.item_lo is None else self.item_lo[perm]
+        hi = None if self.item_hi is None else self.item_hi[perm]
+        neg = sample_negatives(u, self.positives, self.rng, lo=lo, hi=hi)
+        tu = torch.from_numpy(u)
+        ti = torch.from_numpy(self.items[perm])
+        tj = torch.from_numpy(neg)
+        bs, total, n = self.cfg.batch_size, 0.0, 0
+        for s in range(0, len(perm), bs):
+            v, reg = self.model(tu[s:s + bs], ti[s:s + bs], tj[s:s + bs])
+            loss = self.loss_fn(v).mean() + self.cfg.reg * reg
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            total += float(loss.detach())
+            n += 1
+        self.epoch += 1
+        return total / max(n, 1)
+
+    def step(self, valid_fn: Callable[[torch.Tensor, torch.Tensor], float] | None) -> dict:
+        """Train one epoch, evaluate when due, update early stopping; returns the history row."""
+        t0 = time.perf_counter()
+        loss = self.train_epoch()
+        row = {"epoch": self.epoch, "loss": loss, "train_s": time.perf_counter() - t0,
+               "valid_ndcg10": float("nan")}
+        due = self.epoch % self.cfg.eval_every == 0 or self.epoch >= self.cfg.epochs
+        if valid_fn is not None and due:
+            U, V = self.core.embeddings()
+            score = float(valid_fn(U, V))
+            row["valid_ndcg10"] = score
+            if score > self.best_score:
+                self.best_score, self.best_epoch, self.bad_evals = score, self.epoch, 0
+                self.best_factors = (U, V)
+            else:
+                self.bad_evals += 1
+                if self.bad_evals >= self.cfg.patience:
+                    self.stopped = True
+        if self.epoch >= self.cfg.epochs:
+            self.stopped = True
+        self.history.append(row)
+        return row
+
+    def fit(self, valid_fn=None, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
+        """Run :meth:`step` until stopped; ``on_epoch(row)`` after each (checkpoint here)."""
+        while not self.stopped:
+            row = self.step(valid_fn)
+            if on_epoch is not None:
+                on_epoch(row)
+        return self.history
+
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Best factors by validation (or the current ones when never evaluated)."""
+        return self.best_factors if self.best_factors is not None else self.core.embeddings()
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        return {"model": copy.deepcopy(self.core.state_dict()),
+                "opt": copy.deepcopy(self.opt.state_dict()),
+                "rng": copy.deepcopy(self.rng.bit_generator.state),
+                "epoch": self.epoch, "best_score": self.best_score,
+                "best_epoch": self.best_epoch, "best_factors": self.best_factors,
+                "bad_evals": self.bad_evals, "stopped": self.stopped,
+                "history": list(self.history)}
+
+    def load_state_dict(self, st: dict) -> None:
+        self.core.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["opt"])
+        self.rng.bit_generator.state = st["rng"]
+        self.epoch, self.best_score, self.best_epoch = st["epoch"], st["best_score"], st["best_epoch"]
+        self.best_factors, self.bad_evals = st["best_factors"], st["bad_evals"]
+        self.stopped, self.history = st["stopped"], list(st["history"])
