@@ -13,6 +13,8 @@ size), and :class:`ClipDataset` produces, for each index row, a ``dict`` of tens
 * Stacks. Each time step carries ``L = channels / per_frame`` consecutive frames of its
   modality: ``rgb`` (3 per frame), ``flow`` (``u, v`` interleaved per frame, as in the
   two-stream paper's flow stacking), ``rgbdiff`` (3 per frame).
+  TSN models (``segments=K``) take their stacks along time instead: ``(C, K * n, H, W)``
+  with the ``n = frames / K`` consecutive frames of each snippet in order.
 * Space. Frames are decoded at ``resize x resize``; training takes a random ``size`` crop, test
   takes ``spatial_views`` crops (1 = centre, 3, 5; see :func:`samplers.spatial_crops`).
 
@@ -48,18 +50,21 @@ class InputPlan:
     modality: str      # rgb | flow | rgbdiff
     layout: str        # BCTHW | BCHW
     steps: int         # time steps (T of a clip, K TSN segments; 1 for BCHW)
-    stack: int         # L consecutive frames per time step (channels / per-frame channels)
+    stack: int         # L consecutive frames per time step
+    stack_axis: str = "channels"   # channels: (L*c, T, H, W); time: (c, T*L, H, W) (TSN)
 
     @property
     def channels(self) -> int:
         return self.stack * _PER_FRAME[self.modality]
 
 
-def plan_inputs(inputs: Mapping[str, Any], frames: int | None = None) -> list[InputPlan]:
+def plan_inputs(inputs: Mapping[str, Any], frames: int | None = None,
+                segments: int | None = None) -> list[InputPlan]:
     """Plans for a model's ``{name: InputSpec}`` with the densest clip input at ``frames`` frames.
 
     Other clip inputs keep their ratio to the densest one (SlowFast: slow = fast / alpha).
-    ``frames=None`` keeps the published frame counts.
+    ``frames=None`` keeps the published frame counts. ``segments=K`` (TSN) instead splits each
+    clip input's ``frames`` into ``K`` snippets of ``frames / K`` consecutive frames.
     """
     clip_specs = {k: s for k, s in inputs.items() if s.layout == "BCTHW"}
     densest = max((s.frames for s in clip_specs.values()), default=1)
@@ -71,6 +76,12 @@ def plan_inputs(inputs: Mapping[str, Any], frames: int | None = None) -> list[In
         if s.channels % per:
             raise ConfigError(f"input '{name}': {s.channels} channels is not a multiple of {per} ({s.modality})")
         steps = 1
+        if segments and s.layout == "BCTHW":
+            if s.frames % segments or s.channels != per:
+                raise ConfigError(f"input '{name}': {s.frames} frames x {s.channels} channels cannot be cut into "
+                                  f"{segments} TSN segments")
+            plans.append(InputPlan(name, s.modality, s.layout, segments, s.frames // segments, "time"))
+            continue
         if s.layout == "BCTHW":
             if densest % s.frames:
                 raise ConfigError(f"input '{name}': {s.frames} frames does not divide the densest input's {densest}")
@@ -196,6 +207,9 @@ class ClipDataset(torch.utils.data.Dataset):
                     t = (rgb_to_tensor(a) if p.modality == "rgb" else flow_to_tensor(a, self.flow_bound)
                          if p.modality == "flow" else rgbdiff_to_tensor(a))               # [c, steps*stack, h, w]
                     c = t.shape[0]
+                    if p.stack_axis == "time":
+                        out[p.name].append(t)
+                        continue
                     # stack -> channels: [c, steps, stack, h, w] -> [steps, stack, c] order in channels
                     t = t.view(c, p.steps, p.stack, self.size, self.size).permute(2, 0, 1, 3, 4)
                     t = t.reshape(p.stack * c, p.steps, self.size, self.size)

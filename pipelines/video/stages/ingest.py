@@ -1,0 +1,60 @@
+"""ingest: dataset layout -> clip index + rejects (+ rendered videos for synthetic sources)."""
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+
+from components.video.arrow import render_arrow_of_time
+from components.video.index import build_index, read_kinetics_csv, read_split_files, scan_folder
+from components.video.motion import MOTION_CLASSES, render_dataset
+
+
+def external_inputs(cfg) -> list[str]:
+    d = cfg.data
+    return [p for p in (d.root, d.split_dir, d.csv) if p] if d.source not in ("motion", "arrow") else []
+
+
+def _render(ctx, d) -> tuple[pd.DataFrame, list[str] | None, str]:
+    videos = os.path.dirname(ctx.out.path("videos/.keep"))
+    if d.source == "motion":
+        m = d.motion
+        render_dataset(videos, clips_per_class={"train": m.train_per_class, "val": m.val_per_class},
+                       size=m.size, num_frames=m.num_frames, fps=m.fps, seed=ctx.seed)
+        classes = list(MOTION_CLASSES)
+    else:
+        a = d.arrow
+        render_arrow_of_time(videos, windows_per_source=a.windows_per_source, clip_len=a.clip_len,
+                             size=a.size, seed=ctx.seed)
+        classes = ["backward", "forward"]
+    return scan_folder(videos), classes, videos
+
+
+def run_ingest(ctx) -> None:
+    d = ctx.cfg.data
+    base = None
+    classes = None
+    if d.source in ("motion", "arrow"):
+        cand, classes, videos = _render(ctx, d)
+        base = os.path.dirname(videos)
+    elif d.source == "folder":
+        cand = scan_folder(d.root, val_fraction=d.val_fraction, seed=ctx.seed)
+    elif d.source == "ucf":
+        cand, classes = read_split_files(d.root, d.split_dir, fold=d.fold)
+    else:
+        cand = read_kinetics_csv(d.csv, d.root)
+    index, rejects = build_index(cand, classes, verify=d.verify, workers=d.probe_workers,
+                                 min_frames=d.min_frames)
+    if classes is None:
+        classes = sorted(set(cand["label"]))
+    if base is not None:  # rendered files live inside this artifact: store relative paths
+        index["path"] = [os.path.relpath(p, base) for p in index["path"]]
+        rejects["path"] = [os.path.relpath(p, base) for p in rejects["path"]]
+    ctx.out.write_table("index", index)
+    ctx.out.write_table("rejects", rejects)
+    ctx.out.write_json("classes", classes)
+    per_split = index.groupby("split").size().to_dict()
+    ctx.out.stats(clips=len(index), rejected=len(rejects), classes=len(classes), per_split=per_split)
+    ctx.log("indexed %d clips (%s), rejected %d", len(index), per_split, len(rejects))
+    for r in rejects.head(10).itertuples():
+        ctx.log("rejected %s: %s", r.path, r.reason)
