@@ -213,7 +213,8 @@ register(ModelSpec(
     name="s3d", builder=s3d, inputs=_IN, family="inception3d",
     paper="Xie et al. 2018, Rethinking Spatiotemporal Feature Learning (S3D)",
     ref_params=8_320_048, ref_source="torchvision.models.video.s3d (same classes -> strict state_dict load)",
-    published={"params_m": 8.32, "gflops": 17.98, "source": "torchvision model docs (num_params, GFLOPS); " + _S3D_ABSTRACT},
+    published={"params_m": 8.32, "gflops": 17.98, "input": {"rgb": (16, 224)},
+               "source": "torchvision model docs (num_params, GFLOPS; the GFLOPS match 16x224^2); " + _S3D_ABSTRACT},
     tiny={"rgb": (8, 64)}))
 register(ModelSpec(
     name="s3d_g", builder=s3d_g, inputs=_IN, family="inception3d",

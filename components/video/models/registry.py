@@ -66,7 +66,9 @@ class ModelSpec:
     ref_params_atol: int = 0               # absolute tolerance when the reference is rounded
     ref_classes: int = 400
     ref_source: str = ""                   # where ref_params comes from
-    published: dict = field(default_factory=dict)   # {"params_m":..., "gflops":..., "source":...}
+    # {"params_m", "gflops" (as the source counts them), "source", "input": {key: (frames, size)}
+    #  when the published FLOPs are for another input than ``inputs``}
+    published: dict = field(default_factory=dict)
     aux_loss: bool = False
     tiny: dict = field(default_factory=dict)  # per-input (frames, size) used by fast tests
     tiny_kwargs: dict = field(default_factory=dict)  # builder kwargs for fast tests
@@ -75,12 +77,17 @@ class ModelSpec:
     def multi_input(self) -> bool:
         return len(self.inputs) > 1
 
-    def example_input(self, batch: int = 1, tiny: bool = False, device=None, dtype=None):
-        """A random input of the right structure (tensor or dict), standard or tiny size."""
+    def example_input(self, batch: int = 1, tiny: bool = False, device=None, dtype=None, sizes=None):
+        """A random input of the right structure (tensor or dict): standard size, ``tiny`` (the
+        size fast tests use) or ``sizes`` = {key: (frames, size)}."""
         out = {}
         for key, spec in self.inputs.items():
-            t, s = (self.tiny.get(key, (spec.min_frames, spec.min_size)) if tiny
-                    else (spec.frames, spec.size))
+            if sizes is not None:
+                t, s = sizes[key]
+            elif tiny:
+                t, s = self.tiny.get(key, (spec.min_frames, spec.min_size))
+            else:
+                t, s = spec.frames, spec.size
             out[key] = torch.randn(spec.shape(batch, t, s), device=device, dtype=dtype)
         return out if self.multi_input else next(iter(out.values()))
 

@@ -330,5 +330,6 @@ register(ModelSpec(
     inputs={"rgb": InputSpec(3, 8, 224, min_frames=2, min_size=32, frame_stride=8)},
     family="resnet3d", paper="Wang et al. 2018, Non-local Neural Networks (I3D-ResNet-50 baseline)",
     ref_params=28_040_000, ref_params_atol=5_000, ref_source="pytorchvideo model zoo i3d_r50 (28.04M)",
-    published={"params_m": 28.04, "gflops": 37.53, "source": "pytorchvideo model zoo, K400 I3D R50 8x8"},
+    published={"params_m": 28.04, "gflops": 37.53, "source": "pytorchvideo model zoo, K400 I3D R50 8x8 (256^2 test crop)",
+               "input": {"rgb": (8, 256)}},
     tiny={"rgb": (2, 32)}))

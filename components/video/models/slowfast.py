@@ -95,7 +95,7 @@ class SlowFast(ClipClassifier):
         return torch.cat([global_avg_pool(slow), global_avg_pool(fast)], 1)
 
 
-_PUB = "pytorchvideo model zoo (K400, GFLOPs per view at 224)"
+_PUB = "pytorchvideo model zoo (K400; GFLOPs per view, 256^2 test crop)"
 for _name, _t, _tau, _alpha, _k, _ref, _gf in [
     ("slowfast_r50_4x16", 4, 16, 8, 5, 34_480_000, 36.69),
     ("slowfast_r50_8x8", 8, 8, 4, 7, 34_570_000, 65.71),
@@ -107,5 +107,6 @@ for _name, _t, _tau, _alpha, _k, _ref, _gf in [
                 "fast": InputSpec(3, _t * _alpha, 224, min_frames=_alpha, min_size=32, frame_stride=_tau // _alpha)},
         family="slowfast", paper="Feichtenhofer et al. 2019, SlowFast Networks for Video Recognition",
         ref_params=_ref, ref_params_atol=5_000, ref_source="pytorchvideo model zoo (rounded to 0.01M)",
-        published={"params_m": _ref / 1e6, "gflops": _gf, "source": _PUB},
+        published={"params_m": _ref / 1e6, "gflops": _gf, "source": _PUB,
+                   "input": {"slow": (_t, 256), "fast": (_t * _alpha, 256)}},
         tiny={"slow": (1, 32), "fast": (_alpha, 32)}))

@@ -74,6 +74,6 @@ for _mod, _c, _n in [("rgb", 3, 1), ("flow", 2, 5), ("rgbdiff", 3, 6)]:
         builder=(lambda m: (lambda num_classes, **kw: TSN(num_classes, modality=m, **kw)))(_mod),
         inputs={"rgb" if _mod != "flow" else "flow": InputSpec(
             _c, 3 * _n, 224, min_frames=3 * _n, min_size=32, modality="flow" if _mod == "flow" else "rgb")},
-        family="tsn", paper=_PAPER,
+        family="tsn", ref_classes=101, paper=_PAPER,
         published={"source": _PAPER + " (K=3 segments; BN-Inception there, Inception-v1-BN here)"},
         tiny={("rgb" if _mod != "flow" else "flow"): (3 * _n, 32)}, tiny_kwargs={"backbone": "resnet18", "width": 16}))

@@ -131,12 +131,12 @@ for _name, _fusion in [("two_stream", "late"), ("two_stream_conv", "conv")]:
         name=_name, builder=(lambda fu: (lambda num_classes, **kw: TwoStream(num_classes, fusion=fu, **kw)))(_fusion),
         inputs={"rgb": InputSpec(3, 1, 224, min_size=32, layout="BCHW"),
                 "flow": InputSpec(20, 10, 224, min_frames=10, min_size=32, layout="BCHW", modality="flow")},
-        family="two_stream", paper=_TS, published={"source": _TS + " — backbone here: ResNet-18"},
+        family="two_stream", ref_classes=101, paper=_TS, published={"source": _TS + " — backbone here: ResNet-18"},
         tiny={"rgb": (1, 32), "flow": (10, 32)}))
 
 register(ModelSpec(
     name="hidden_two_stream", builder=lambda num_classes, **kw: HiddenTwoStream(num_classes, **kw),
     inputs={"rgb": InputSpec(3, 11, 224, min_frames=11, min_size=32)},
-    family="two_stream", paper="Zhu et al. 2017, Hidden Two-Stream Convolutional Networks",
+    family="two_stream", ref_classes=101, paper="Zhu et al. 2017, Hidden Two-Stream Convolutional Networks",
     published={"source": "Zhu et al. 2017 (MotionNet on 11 frames) — backbone here: ResNet-18"},
     aux_loss=True, tiny={"rgb": (3, 32)}, tiny_kwargs={"frames": 3, "motion_width": 8, "width": 16}))
