@@ -63,6 +63,7 @@ def fit(ctx, train_loop: Callable[[dict], None], loop_config: dict, trainer: Tra
             failure_config=FailureConfig(max_failures=trainer.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             worker_runtime_env=env,
+            callbacks=_tune_callbacks(),
         ),
     )
     global _LOCAL_DIR
@@ -75,6 +76,17 @@ def fit(ctx, train_loop: Callable[[dict], None], loop_config: dict, trainer: Tra
         raise result.error
     result.recgen_local_dir = local_dir
     return result
+
+
+def _tune_callbacks() -> list:
+    """Inside a Ray Tune trial, forward the workers' reports to Tune (Train V2 + Tune)."""
+    from ray.tune.trainable.trainable_fn_utils import _in_tune_session
+
+    if not _in_tune_session():
+        return []
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    return [TuneReportCallback()]
 
 
 def world_rank() -> int:
