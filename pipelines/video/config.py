@@ -127,6 +127,4 @@ class VideoConfig(StrictModel):
     def _crop_fits(self):
         if self.clip.size > self.decode.resize:
             raise ValueError(f"clip.size {self.clip.size} > decode.resize {self.decode.resize}")
-        if self.train.trainer.num_workers < 1:
-            raise ValueError("train.trainer.num_workers must be >= 1 (training runs under Ray Train)")
         return self
