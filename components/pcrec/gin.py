@@ -64,11 +64,20 @@ class GINEncoder(nn.Module):
         if path not in ("auto", "dgl", "sparse"):
             raise ConfigError(f"GIN path must be auto|dgl|sparse, got {path!r}")
         self.path, self.max_degree = path, max_degree
+        self.hparams = {"in_dim": in_dim, "hidden": hidden, "out_dim": out_dim,
+                        "num_layers": num_layers, "degree_dim": degree_dim,
+                        "max_degree": max_degree}
         self.degree_emb = nn.Embedding(max_degree + 1, degree_dim) if degree_dim > 0 else None
         dims = [in_dim + degree_dim] + [hidden] * num_layers
         self.convs = nn.ModuleList(GINConv(_mlp(dims[i], hidden), "sum") for i in range(num_layers))
         self.norms = nn.ModuleList(nn.BatchNorm1d(hidden) for _ in range(num_layers))
         self.readout = nn.Linear(hidden * num_layers, out_dim)
+
+    @classmethod
+    def from_hparams(cls, hparams: dict, path: str = "auto") -> "GINEncoder":
+        """Rebuild an encoder from :attr:`hparams` (e.g. read from ``encoder.json``)."""
+        keys = ("in_dim", "hidden", "out_dim", "num_layers", "degree_dim", "max_degree")
+        return cls(**{k: int(hparams[k]) for k in keys}, path=path)
 
     def _inputs(self, x: torch.Tensor, degree: torch.Tensor) -> torch.Tensor:
         if self.degree_emb is None:

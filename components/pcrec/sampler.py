@@ -103,47 +103,70 @@ def rwr_traces(g: BipartiteGraph, queries: torch.Tensor, views: torch.Tensor,
     queries = torch.as_tensor(queries, dtype=torch.int64)
     views = torch.as_tensor(views, dtype=torch.int64)
     S, W, T = queries.numel(), cfg.num_walkers, cfg.walk_length
-    indptr, indices = g.indptr, g.indices
+    indptr, indices = _csr32(g)
     base = mix64(mix64(mix64(torch.full((S,), seed, dtype=torch.int64)) ^ queries) + views * _GOLD)
     start = queries.repeat_interleave(W)                      # (S*W,)
     ctr = base.repeat_interleave(W) + torch.arange(W).repeat(S) * _s64(T * _GOLD)
-    pos, hops = start.clone(), torch.zeros_like(start)
+    start32 = start.to(indices.dtype)
+    pos, hops = start32.clone(), torch.zeros_like(start)
     thresh = int(cfg.restart_prob * (1 << 32))
-    trace = torch.empty((S * W, T), dtype=torch.int64)
+    steps = torch.arange(1, T + 1, dtype=torch.int64) * _GOLD   # wraps like uint64
+    h = mix64(ctr[:, None] + steps[None, :])                     # (S*W, T) all random bits
+    restart_all = (h & _MASK32) < thresh
+    pick_all = _srl(h, 32)
+    trace = torch.empty((S * W, T), dtype=indices.dtype)
+    zero = torch.zeros_like(pos)
     for t in range(T):
-        h = mix64(ctr + _s64((t + 1) * _GOLD))
-        u_restart = h & _MASK32
-        u_pick = _srl(h, 32)
-        lo = indptr[pos]
-        deg = indptr[pos + 1] - lo
-        restart = (u_restart < thresh) | (hops >= cfg.r) | (deg == 0)
-        off = (u_pick * deg) >> 32                             # uniform in [0, deg)
-        nxt = indices[torch.where(deg > 0, lo + off, torch.zeros_like(lo))]
-        pos = torch.where(restart, start, nxt)
-        hops = torch.where(restart, torch.zeros_like(hops), hops + 1)
+        lo = indptr[pos].to(torch.int64)
+        deg = indptr[pos + 1].to(torch.int64) - lo
+        restart = restart_all[:, t] | (hops >= cfg.r) | (deg == 0)
+        off = (pick_all[:, t] * deg) >> 32                       # uniform in [0, deg)
+        nxt = indices[torch.where(deg > 0, lo + off, zero)]
+        pos = torch.where(restart, start32, nxt)
+        hops = torch.where(restart, zero, hops + 1)
         trace[:, t] = pos
-    return torch.cat([queries[:, None], trace.view(S, W * T)], dim=1)
+    return torch.cat([queries[:, None], trace.view(S, W * T).to(torch.int64)], dim=1)
+
+
+def _csr32(g: BipartiteGraph) -> tuple[torch.Tensor, torch.Tensor]:
+    """The CSR as int32 when it fits (halves the memory traffic of the walk's gathers)."""
+    if g.num_edges < 2**31 - 1 and g.num_nodes < 2**31 - 1:
+        return _cached(g, "_csr32_cache", lambda: (g.indptr.to(torch.int32), g.indices.to(torch.int32)))
+    return g.indptr, g.indices
 
 
 def first_distinct(seq: torch.Tensor, cap: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row, the first ``cap`` distinct values in order of first appearance.
+    """Per row, the first ``cap`` distinct values in order of first appearance; column 0
+    (the query) is always kept first.
 
     Returns ``(ptr, values)``: row ``s`` keeps ``values[ptr[s]:ptr[s+1]]``.
     """
     S, L = seq.shape
+    head = seq[:, 0]
+    flat = torch.nonzero((seq != head[:, None]).reshape(-1)).squeeze(1)  # drop query revisits
+    vals = seq.reshape(-1)[flat]
+    rows = flat // L
     n = int(seq.max()) + 1 if seq.numel() else 1
-    key = (torch.arange(S)[:, None] * n + seq).reshape(-1)
+    dt = torch.int32 if S * n < 2**31 else torch.int64
+    key = rows.to(dt) * n + vals.to(dt)
     skey, perm = torch.sort(key, stable=True)
     first = torch.ones_like(skey, dtype=torch.bool)
     first[1:] = skey[1:] != skey[:-1]
-    upos = perm[first]                                        # flat position of first visit
+    upos = flat[perm[first]]                                  # flat position of first visit
+    upos = torch.sort(upos).values                            # row-major, then visit order
     urow = upos // L
-    order = torch.argsort(upos)                               # row-major, then visit order
-    upos, urow = upos[order], urow[order]
     counts = torch.bincount(urow, minlength=S)
     rank = torch.arange(upos.numel()) - _ptr(counts)[:-1].repeat_interleave(counts)
-    keep = rank < cap
-    return _ptr(torch.clamp(counts, max=cap)), seq.reshape(-1)[upos[keep]]
+    keep = upos[rank < cap - 1]
+    kept = torch.clamp(counts, max=cap - 1)
+    # interleave: the query, then its kept nodes
+    ptr = _ptr(kept + 1)
+    out = torch.empty(int(ptr[-1]), dtype=seq.dtype)
+    out[ptr[:-1]] = head
+    slot = torch.ones(out.numel(), dtype=torch.bool)
+    slot[ptr[:-1]] = False
+    out[slot] = seq.reshape(-1)[keep]
+    return ptr, out
 
 
 def induced_edges(g: BipartiteGraph, node_ptr: torch.Tensor, nodes: torch.Tensor
@@ -156,30 +179,66 @@ def induced_edges(g: BipartiteGraph, node_ptr: torch.Tensor, nodes: torch.Tensor
     counts = node_ptr[1:] - node_ptr[:-1]
     m = int(counts.max()) if S else 0
     N = g.num_nodes
-    pad = torch.full((S, m), -1, dtype=torch.int64)
+    small = (N + 1) * (N + 1) < 2**31
+    dt = torch.int32 if small else torch.int64
+    pad = torch.full((S, m), N, dtype=dt)                     # N = "no node": never an edge
     local = torch.arange(nodes.numel()) - node_ptr[:-1].repeat_interleave(counts)
     rows = torch.arange(S).repeat_interleave(counts)
-    pad[rows, local] = nodes
+    pad[rows, local] = nodes.to(dt)
     iu, ju = torch.triu_indices(m, m, offset=1)
-    a, b = pad[:, iu], pad[:, ju]                             # (S, P) candidate pairs
-    valid = (a >= 0) & (b >= 0)
-    ekeys = _edge_keys(g)
-    q = torch.where(valid, a * N + b, torch.zeros_like(a))
-    hit = torch.searchsorted(ekeys, q.reshape(-1)).clamp(max=ekeys.numel() - 1)
-    found = (ekeys[hit] == q.reshape(-1)).view(S, -1) & valid
+    keys = pad.index_select(1, iu) * (N + 1) + pad.index_select(1, ju)   # (S, P) pairs
+    found = has_edges(g, keys.view(-1)).view(S, -1)
     srow, pidx = found.nonzero(as_tuple=True)
     ecount = torch.bincount(srow, minlength=S)
     return _ptr(ecount), iu[pidx], ju[pidx]
 
 
+BITMAP_MAX_BYTES = 256 << 20  # adjacency bitmaps up to 256 MiB (about 46k nodes)
+
+
+def _cached(g: BipartiteGraph, name: str, build):
+    val = getattr(g, name, None)
+    if val is None:
+        val = build()
+        object.__setattr__(g, name, val)  # frozen dataclass: cache beside the fields
+    return val
+
+
 def _edge_keys(g: BipartiteGraph) -> torch.Tensor:
-    """Sorted ``src * N + dst`` of all directed edges (cached on the graph object)."""
-    cached = getattr(g, "_edge_keys_cache", None)
-    if cached is None:
+    """Sorted ``src * (N + 1) + dst`` of all directed edges (node N is a never-connected dummy)."""
+    def build():
         src, dst = g.edges()
-        cached = torch.sort(src * g.num_nodes + dst).values
-        object.__setattr__(g, "_edge_keys_cache", cached)
-    return cached
+        return torch.sort(src * (g.num_nodes + 1) + dst).values
+    return _cached(g, "_edge_keys_cache", build)
+
+
+def _adjacency_bits(g: BipartiteGraph) -> torch.Tensor | None:
+    """Bit-packed dense adjacency (uint8, bit ``k`` = edge key ``k``), or None when too big."""
+    N = g.num_nodes + 1
+    if N * N // 8 + 1 > BITMAP_MAX_BYTES:
+        return None
+
+    def build():
+        keys = _edge_keys(g)
+        byte, bit = keys >> 3, keys & 7
+        ubyte, inv = torch.unique_consecutive(byte, return_inverse=True)
+        val = torch.zeros(ubyte.numel(), dtype=torch.int64).index_add_(0, inv, 1 << bit)
+        bits = torch.zeros(N * N // 8 + 1, dtype=torch.uint8)
+        bits[ubyte] = val.to(torch.uint8)
+        return bits
+    return _cached(g, "_adjacency_bits_cache", build)
+
+
+def has_edges(g: BipartiteGraph, keys: torch.Tensor) -> torch.Tensor:
+    """Whether each ``src * (N + 1) + dst`` in ``keys`` is an edge of ``g`` (bitmap lookup, or
+    binary search in the sorted edge keys for graphs too big for a bitmap)."""
+    bits = _adjacency_bits(g)
+    if bits is not None:
+        return ((bits[keys >> 3] >> (keys & 7).to(torch.uint8)) & 1).bool()
+    ekeys = _edge_keys(g)
+    keys = keys.to(torch.int64)
+    hit = torch.searchsorted(ekeys, keys).clamp(max=max(ekeys.numel() - 1, 0))
+    return ekeys[hit] == keys if ekeys.numel() else torch.zeros_like(keys, dtype=torch.bool)
 
 
 def sample_subgraphs(g: BipartiteGraph, queries, views, cfg: RWRConfig, seed: int) -> SubgraphBatch:

@@ -148,3 +148,17 @@ def test_arrow_roundtrip_select_concat(graph):
 def test_bad_config():
     with pytest.raises(ConfigError, match="r must be 1, 2 or 3"):
         RWRConfig(r=4)
+
+
+def test_bitmap_and_binary_search_edge_lookups_agree(graph, monkeypatch):
+    import components.pcrec.sampler as smp
+    from components.pcrec.graph import BipartiteGraph
+
+    cfg = RWRConfig(r=3, max_nodes=20)
+    q = torch.arange(graph.num_nodes)
+    a = sample_subgraphs(graph, q, torch.zeros_like(q), cfg, seed=4)
+    monkeypatch.setattr(smp, "BITMAP_MAX_BYTES", 0)           # force the searchsorted path
+    fresh = BipartiteGraph(graph.num_users, graph.num_items, graph.indptr, graph.indices)
+    b = sample_subgraphs(fresh, q, torch.zeros_like(q), cfg, seed=4)
+    assert smp._adjacency_bits(fresh) is None
+    assert torch.equal(a.src, b.src) and torch.equal(a.dst, b.dst) and int(a.num_edges.sum()) > 0
