@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from pipelines.core.config import StageResources, StrictModel
+from pipelines.core.train import TrainerConfig
 
 Format = Literal["auto", "csv", "tsv", "jsonl", "parquet", "recbole"]
 DomainName = Literal["source", "target"]
@@ -123,6 +124,62 @@ class KCoreConfig(StrictModel):
                 "target": (self.k_target, self.k_target if self.k_item_target is None else self.k_item_target)}
 
 
+# ============================================================================ graph / sample / pretrain / target_embed
+
+class GraphConfig(StrictModel):
+    """graph stage: both domains' bipartite graphs from split/train (users 0..U-1, items
+    U..U+I-1). No options yet; the section is part of the stage fingerprint."""
+
+
+class SampleConfig(StrictModel):
+    """sample stage: two RWR r-ego views (a positive pair) per source-graph query node.
+
+    Demo budget (ML-1M on 2 CPUs, sample + pretrain together about 6-8 min): 3 epochs x
+    4096 queries (not all ~10k nodes) x 2 views capped at 64 nodes take well under a minute
+    to sample; see ``pretrain`` for the training side.
+    """
+
+    r: int = Field(2, ge=1, le=3, description="ego-network radius in hops (PCRec: 2 is best)")
+    restart_prob: float = Field(0.5, ge=0, lt=1, description="walk restart probability per step")
+    max_nodes: int = Field(64, ge=2, description="cap on the nodes of a view (query included)")
+    num_walkers: int = Field(32, ge=1, description="parallel walk chunks per view")
+    walk_length: int = Field(16, ge=1, description="steps per walk chunk (32 x 16 fills 64 nodes on ML-1M)")
+    queries_per_epoch: int | None = Field(4096, ge=1, description="query nodes per epoch; null = all source nodes")
+    epochs: int = Field(3, ge=1, description="sampled epochs (pretrain epoch e uses e mod epochs)")
+    batch_size: int = Field(1024, ge=1, description="queries per vectorized sampling call")
+
+
+class PretrainConfig(StrictModel):
+    """pretrain stage: GIN encoder + MoCo (GCC) on the source graph, with Ray Train.
+
+    Demo budget: 3 epochs of 4096 pairs, batch 256, a 3-layer GIN of width 64 (GCC uses 5
+    layers and 32 positional dims; smaller here to fit the 20-minute demo on 2 CPUs).
+    """
+
+    dim: int = Field(64, ge=1, description="embedding size; finetune.factors must equal it")
+    hidden: int = Field(64, ge=1, description="GIN hidden width")
+    num_layers: int = Field(3, ge=1, description="GIN layers (readout concatenates all)")
+    degree_dim: int = Field(16, ge=0, description="degree-embedding width (0: no degree input)")
+    max_degree: int = Field(128, ge=1, description="degrees above are clamped")
+    pos_dim: int = Field(16, ge=0, description="Laplacian-eigenvector positional features")
+    queue_size: int = Field(16384, ge=1, description="MoCo queue length K")
+    momentum: float = Field(0.999, ge=0, le=1, description="key-encoder momentum m")
+    temperature: float = Field(0.07, gt=0, description="InfoNCE temperature tau")
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(256, ge=2, description="pairs per step and worker")
+    lr: float = Field(0.005, gt=0, description="Adam learning rate")
+    weight_decay: float = Field(1e-5, ge=0)
+    threads: int = Field(1, ge=1, description="torch threads per worker")
+    embed_batch_size: int = Field(1024, ge=1, description="nodes per batch when embedding the source graph")
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+
+
+class TargetEmbedConfig(StrictModel):
+    """target_embed stage: the pre-trained encoder on target-domain ego views (mode c)."""
+
+    batch_size: int = Field(1024, ge=1, description="nodes per batch")
+
+
 # ============================================================================ pipeline config
 
 class PCRecConfig(StrictModel):
@@ -133,3 +190,7 @@ class PCRecConfig(StrictModel):
     data: DataConfig = Field(default_factory=DataConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     kcore: KCoreConfig = Field(default_factory=KCoreConfig)
+    graph: GraphConfig = Field(default_factory=GraphConfig)
+    sample: SampleConfig = Field(default_factory=SampleConfig)
+    pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
+    target_embed: TargetEmbedConfig = Field(default_factory=TargetEmbedConfig)
