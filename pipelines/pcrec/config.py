@@ -180,6 +180,104 @@ class TargetEmbedConfig(StrictModel):
     batch_size: int = Field(1024, ge=1, description="nodes per batch")
 
 
+# ============================================================================ split / finetune / baselines / evaluate / recommend / report (rec helper)
+class SplitConfig(StrictModel):
+    """Leave-one-out by time on the target domain (last = test, second-to-last = validation)."""
+
+    min_interactions: int = Field(3, ge=3, description="target users with fewer rows stay in train, unevaluated")
+
+
+class LossSpec(StrictModel):
+    """A margin loss of components.losses.margin, applied to v = score(pos) - score(neg)."""
+
+    name: str = Field("logit_margin", description="logit_margin = log(1+exp(-v)) = BPR")
+    params: dict[str, float] = Field(default_factory=dict)
+
+
+class BPRTrainConfig(StrictModel):
+    """BPR training of one model (MF or LightGCN); early stopping on validation NDCG@10."""
+
+    epochs: int = Field(60, ge=0, description="maximum epochs")
+    batch_size: int = Field(4096, ge=1, description="triples per step (large = fast on CPU)")
+    lr: float = Field(0.05, gt=0, description="rowsgd: per-sample step; others: optimizer lr")
+    reg: float = Field(0.01, ge=0, description="L2 weight (rowsgd: per sample, as in implicit; "
+                                               "others: on the batch mean of squared norms)")
+    optimizer: Literal["rowsgd", "adam", "sgd", "adagrad"] = Field(
+        "rowsgd", description="rowsgd = fused per-sample SGD on touched rows (MF only, fastest); "
+                              "adam/sgd/adagrad = torch optimizers on the batch-mean loss")
+    eval_every: int = Field(2, ge=1, description="epochs between validation evaluations")
+    patience: int = Field(3, ge=1, description="evaluations without improvement before stopping")
+    loss: LossSpec = Field(default_factory=LossSpec)
+
+
+class FinetuneConfig(StrictModel):
+    """MF fine-tuning under the PCRec transfer modes (see pipelines/pcrec/stages/finetune.py).
+
+    Budget: on the ML-1M demo (~6k Drama users, ~340k training pairs) one rowsgd epoch takes
+    ~0.3-0.7 s on a busy 2-CPU machine; 4 modes x 3 seeds with early stopping fit in ~3-4 min.
+    """
+
+    modes: list[Literal["direct", "pretrain_init", "generated_init", "bpr_mf"]] = Field(
+        default_factory=lambda: ["direct", "pretrain_init", "generated_init", "bpr_mf"],
+        description="(a) direct, (b) pretrain_init, (c) generated_init, (d) bpr_mf (baseline)")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1,
+                             description="one run per mode and seed (gains are mean +- std over seeds)")
+    factors: int = Field(64, ge=1, description="must equal the pre-training embedding size")
+    init_std: float = Field(0.1, gt=0, description="std of the random initialisation")
+    item_bias: bool = Field(True, description="learn an item bias (folded into the item factors)")
+    pretrained_scale: float = Field(1.0, gt=0, description="multiplier of pre-trained vectors used as init")
+    train: BPRTrainConfig = Field(default_factory=BPRTrainConfig)
+    threads: int = Field(2, ge=1, description="torch threads per training worker")
+    checkpoint_every: int = Field(5, ge=1, description="epochs between checkpoints of the current run")
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+
+
+def _lightgcn_train() -> "BPRTrainConfig":
+    return BPRTrainConfig(optimizer="adam", lr=0.01, reg=1e-4, batch_size=16384, epochs=40)
+
+
+class LightGCNConfig(StrictModel):
+    """LightGCN needs autograd through the propagation: adam on the batch mean (not rowsgd)."""
+
+    layers: int = Field(2, ge=1)
+    train: BPRTrainConfig = Field(default_factory=_lightgcn_train)
+
+
+class JointMFConfig(StrictModel):
+    negatives_within_domain: bool = Field(True, description="draw each negative from the positive's domain")
+    train: BPRTrainConfig | None = Field(None, description="None = finetune.train")
+
+
+class BaselinesConfig(StrictModel):
+    """LightGCN on the target only; MF on source + target merged (joint training)."""
+
+    methods: list[Literal["lightgcn", "joint_mf"]] = Field(default_factory=lambda: ["lightgcn", "joint_mf"])
+    seeds: list[int] | None = Field(None, description="None = finetune.seeds")
+    lightgcn: LightGCNConfig = Field(default_factory=LightGCNConfig)
+    joint_mf: JointMFConfig = Field(default_factory=JointMFConfig)
+    threads: int = Field(2, ge=1)
+    checkpoint_every: int = Field(5, ge=1)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+
+
+class EvaluateConfig(StrictModel):
+    """Test metrics under both protocols (full ranking; 1 positive + n sampled negatives)."""
+
+    ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
+    sampled_negatives: int = Field(99, ge=1)
+    sample_seed: int = Field(2021, description="seed of the sampled candidates (same for every method)")
+
+
+class RecommendConfig(StrictModel):
+    k: int = Field(10, ge=1, description="items per user")
+    method: str | None = Field(None, description="None = best mean validation NDCG@10 (never test)")
+
+
+class ReportConfig(StrictModel):
+    metrics: list[str] = Field(default_factory=lambda: ["hr@10", "ndcg@10", "mrr"],
+                               description="metrics of the gain table and bar plots")
+
+
 # ============================================================================ pipeline config
 
 class PCRecConfig(StrictModel):
@@ -194,3 +292,9 @@ class PCRecConfig(StrictModel):
     sample: SampleConfig = Field(default_factory=SampleConfig)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig)
     target_embed: TargetEmbedConfig = Field(default_factory=TargetEmbedConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    recommend: RecommendConfig = Field(default_factory=RecommendConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)

@@ -9,6 +9,7 @@ from pipelines.core.stage import Pipeline, Stage
 from pipelines.pcrec.config import PCRecConfig
 from pipelines.pcrec.stages.ingest import data_files, run_ingest
 from pipelines.pcrec.stages.kcore import run_kcore
+from pipelines.pcrec.stages.split import run_split
 
 PIPELINE = Pipeline(
     name="pcrec",
@@ -19,5 +20,7 @@ PIPELINE = Pipeline(
               description="read the data into canonical, indexed interactions (+ rejects, id maps)"),
         Stage("kcore", run_kcore, inputs=("ingest",), config_keys=("kcore",),
               description="per-domain k-core (source 10, target 5), ids re-indexed"),
+        Stage("split", run_split, inputs=("kcore",), config_keys=("split",),
+              description="leave-one-out by time on the target (last = test, second-to-last = valid)"),
     ],
 )
