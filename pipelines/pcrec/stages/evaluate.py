@@ -1,0 +1,57 @@
+"""evaluate stage: test metrics of every trained model under both protocols.
+
+For each (method, seed) of finetune/embeddings and baselines/embeddings, each evaluated target
+user's test item is ranked
+
+* ``full``: against all target items except the user's known items (train + validation);
+* ``sampled``: against ``evaluate.sampled_negatives`` (99) items the user never interacted
+  with, drawn once with ``evaluate.sample_seed`` and shared by every method and seed.
+
+Outputs ``metrics`` (method, protocol, metric, value, seed) with HR@K, NDCG@K (K in
+``evaluate.ks``) and MRR, and ``per_user`` (method, protocol, seed, uid, shared, rank, <metrics>);
+``shared`` marks users that also appear in the source domain.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from components.pcrec.metrics import metrics_from_ranks, rank_full, rank_sampled
+from components.pcrec.negatives import PositiveSet, sample_candidates
+from pipelines.pcrec.factors import model_factors, models
+from pipelines.pcrec.target_data import load_target
+
+
+def run_evaluate(ctx) -> None:
+    cfg = ctx.cfg.evaluate
+    td = load_target(ctx)
+    known = PositiveSet(np.r_[td.train_u, td.valid_u], np.r_[td.train_i, td.valid_i], td.n_items)
+    everything = PositiveSet(np.r_[td.train_u, td.valid_u, td.test_u],
+                             np.r_[td.train_i, td.valid_i, td.test_i], td.n_items)
+    cands = sample_candidates(td.test_u, everything, cfg.sampled_negatives,
+                              np.random.default_rng(cfg.sample_seed))
+    shared = np.zeros(td.n_users, bool)
+    shared[td.shared_users().target_uid.to_numpy()] = True
+
+    per_user, rows = [], []
+    for stage in ("finetune", "baselines"):
+        table = ctx.input(stage).table("embeddings")
+        for m, s in models(table).itertuples(index=False):
+            U, V = model_factors(table, m, int(s), td.n_users, td.n_items, f"{stage}/embeddings")
+            for protocol, ranks in (("full", rank_full(U, V, td.test_u, td.test_i, known)),
+                                    ("sampled", rank_sampled(U, V, td.test_u, td.test_i, cands))):
+                met = metrics_from_ranks(ranks, ks=tuple(cfg.ks))
+                per_user.append(pd.DataFrame({
+                    "method": m, "protocol": protocol, "seed": int(s), "uid": td.test_u,
+                    "shared": shared[td.test_u], "rank": ranks, **met}))
+                rows += [{"method": m, "protocol": protocol, "metric": k,
+                          "value": float(v.mean()), "seed": int(s)} for k, v in met.items()]
+    metrics = pd.DataFrame(rows)
+    ctx.out.write_table("metrics", metrics)
+    ctx.out.write_table("per_user", pd.concat(per_user, ignore_index=True))
+    summary = (metrics[metrics.metric == "ndcg@10"].groupby(["protocol", "method"]).value.mean()
+               .unstack(0))
+    ctx.log("test NDCG@10 (mean over seeds):\n%s", summary.to_string(float_format="%.4f"))
+    ctx.out.stats(models=int(metrics[["method", "seed"]].drop_duplicates().shape[0]),
+                  evaluated_users=len(td.test_u), shared_evaluated=int(shared[td.test_u].sum()))

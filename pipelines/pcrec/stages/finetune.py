@@ -1,0 +1,128 @@
+"""finetune stage: BPR-MF on the target domain under the PCRec transfer modes.
+
+Inputs: kcore (id maps), split (train/valid), pretrain (source-domain embeddings),
+target_embed (encoder embeddings of target-domain ego subgraphs). One Ray Train TorchTrainer
+fit trains every ``(mode, seed)`` of ``finetune.modes x finetune.seeds`` (see
+:mod:`pipelines.pcrec.bpr_runs`), with early stopping on validation NDCG@10 (full ranking,
+train positives excluded). The test split is never read here.
+
+Transfer modes (how each node type is initialised; "random" = N(0, init_std^2) from the run's
+seed, identical across modes for the same seed):
+
+=================  =========================  ===================  =======================
+mode               shared users               target-only users    target items
+=================  =========================  ===================  =======================
+``direct``   (a)   source pre-trained emb.    target_embed emb.    target_embed emb.
+                   -- NO training: the pre-trained vectors are the final factors --
+``pretrain_init``  source pre-trained emb.    target_embed emb.    target_embed emb.
+             (b)   then BPR fine-tuning of all factors
+``generated_init`` target_embed emb.          target_embed emb.    target_embed emb.
+             (c)   then BPR fine-tuning (encoder applied to target ego subgraphs)
+``bpr_mf``   (d)   random                     random               random (plain BPR-MF)
+=================  =========================  ===================  =======================
+
+Source knowledge reaches the target in (a)/(b) through the shared users' source-graph
+embeddings, and in (c) through the encoder weights (pre-trained on the source graph). All
+pre-trained vectors come from the same encoder, so they live in one space and can be mixed.
+A node with no pre-trained vector at all (not embedded upstream) falls back to random; the
+count is logged and recorded in the stage stats. Pre-trained rows are multiplied by
+``finetune.pretrained_scale``.
+
+Outputs: ``embeddings`` (method, seed, node_type, idx, embedding), ``curves`` (method, seed,
+epoch, loss, train_s, valid_ndcg10), ``runs`` (method, seed, best_epoch, best_valid_ndcg10, ...).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from components.errors import ConfigError
+from pipelines.pcrec.bpr_runs import RunSpec, run_all, write_results
+from pipelines.pcrec.factors import matrix, select
+from pipelines.pcrec.target_data import TargetData, load_target
+
+MODES = ("direct", "pretrain_init", "generated_init", "bpr_mf")
+
+
+def bpr_settings(train_cfg) -> dict:
+    """BPRConfig kwargs from a ``BPRTrainConfig`` section."""
+    return {"epochs": train_cfg.epochs, "batch_size": train_cfg.batch_size, "lr": train_cfg.lr,
+            "reg": train_cfg.reg, "optimizer": train_cfg.optimizer,
+            "eval_every": train_cfg.eval_every, "patience": train_cfg.patience,
+            "loss_name": train_cfg.loss.name, "loss_params": dict(train_cfg.loss.params)}
+
+
+def transfer_inits(td: TargetData, src_table, tgt_table, factors: int, scale: float,
+                   modes) -> tuple[dict, dict]:
+    """Initial factor matrices of the pre-trained modes (see module docstring) and stats.
+
+    Returns ``(inits, stats)`` where ``inits[name] = (users, items, user_mask, item_mask)``:
+    ``'transfer'`` for modes (a)/(b), ``'generated'`` for mode (c).
+    """
+    need_src = bool({"direct", "pretrain_init"} & set(modes))
+    Tu, tu_ok = matrix(select(tgt_table, domain="target", node_type="user"), td.n_users,
+                       "target_embed/embeddings")
+    Ti, ti_ok = matrix(select(tgt_table, domain="target", node_type="item"), td.n_items,
+                       "target_embed/embeddings")
+    dims = {Tu.shape[1], Ti.shape[1]} - {0}
+    shared = td.shared_users()
+    stats = {"target_users": td.n_users, "target_items": td.n_items, "shared_users": len(shared),
+             "users_without_target_embed": int((~tu_ok).sum()),
+             "items_without_target_embed": int((~ti_ok).sum())}
+    inits = {}
+    if "generated_init" in modes:
+        inits["generated"] = (Tu * scale, Ti * scale, tu_ok, ti_ok)
+    if need_src:
+        n_src = int((td.users.domain == "source").sum())
+        S, s_ok = matrix(select(src_table, domain="source", node_type="user"), n_src,
+                         "pretrain/embeddings")
+        dims |= {S.shape[1]} - {0}
+        su = shared.source_uid.to_numpy()
+        tu = shared.target_uid.to_numpy()
+        has = s_ok[su]
+        U = Tu.copy() if Tu.shape[1] else np.zeros((td.n_users, S.shape[1]), np.float32)
+        U[tu[has]] = S[su[has]]
+        u_ok = tu_ok.copy()
+        u_ok[tu[has]] = True
+        inits["transfer"] = (U * scale, Ti * scale if Ti.shape[1] else
+                             np.zeros((td.n_items, U.shape[1]), np.float32), u_ok, ti_ok)
+        stats["shared_users_with_source_embed"] = int(has.sum())
+    if dims and dims != {factors}:
+        raise ConfigError(f"pre-trained embeddings have size {sorted(dims)} but finetune.factors "
+                          f"is {factors}; set finetune.factors to {sorted(dims)[0]}")
+    return inits, stats
+
+
+def make_specs(cfg) -> list[RunSpec]:
+    """One RunSpec per (mode, seed), modes in the configured order."""
+    bpr = bpr_settings(cfg.train)
+    init_of = {"direct": "transfer", "pretrain_init": "transfer", "generated_init": "generated",
+               "bpr_mf": None}
+    return [RunSpec(method=m, seed=int(s), bpr=bpr, model="mf", init=init_of[m],
+                    train=(m != "direct"), init_std=cfg.init_std,
+                    item_bias=cfg.item_bias and m != "direct")
+            for m in cfg.modes for s in cfg.seeds]
+
+
+def run_finetune(ctx) -> None:
+    """Stage body (kind="driver": it starts a Ray Train TorchTrainer)."""
+    cfg = ctx.cfg.finetune
+    bad = [m for m in cfg.modes if m not in MODES]
+    if bad:
+        raise ConfigError(f"finetune.modes: unknown {bad}; choose from {list(MODES)}")
+    td = load_target(ctx)
+    pre_modes = [m for m in cfg.modes if m != "bpr_mf"]
+    inits, stats = {}, {"target_users": td.n_users, "target_items": td.n_items}
+    if pre_modes:
+        inits, stats = transfer_inits(td, ctx.input("pretrain").table("embeddings"),
+                                      ctx.input("target_embed").table("embeddings"),
+                                      cfg.factors, cfg.pretrained_scale, cfg.modes)
+    ctx.log("target: %d users, %d items, %d train pairs, %d validation users; init stats %s",
+            td.n_users, td.n_items, len(td.train_u), len(td.valid_u), stats)
+    data = {"train_u": td.train_u, "train_i": td.train_i, "n_users": td.n_users,
+            "n_items": td.n_items, "factors": cfg.factors, "valid_u": td.valid_u,
+            "valid_i": td.valid_i}
+    specs = make_specs(cfg)
+    results = run_all(ctx, specs, data, inits, trainer=cfg.trainer, threads=cfg.threads,
+                      checkpoint_every=cfg.checkpoint_every, name="finetune")
+    write_results(ctx, results)
+    ctx.out.stats(runs=len(results), **stats)
