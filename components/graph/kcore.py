@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -141,7 +141,7 @@ def kcore_by_domain(domains: np.ndarray, users: np.ndarray, items: np.ndarray,
     domains = np.asarray(domains)
     mask = np.ones(len(domains), dtype=bool)
     logs: dict[str, list[dict]] = {}
-    for d in _ordered_unique(domains):
+    for d in np.unique(domains).tolist():
         if d not in k:
             continue
         ku, ki = (k[d], k[d]) if isinstance(k[d], (int, np.integer)) else tuple(k[d])
@@ -152,7 +152,3 @@ def kcore_by_domain(domains: np.ndarray, users: np.ndarray, items: np.ndarray,
         logs[str(d)] = res.iterations
     return mask, logs
 
-
-def _ordered_unique(a: np.ndarray) -> Sequence:
-    vals, first = np.unique(a, return_index=True)
-    return vals[np.argsort(first)].tolist()

