@@ -63,9 +63,9 @@ def rank_sampled(user_emb, item_emb, users: np.ndarray, targets: np.ndarray,
                  candidates: np.ndarray) -> np.ndarray:
     """0-based rank of ``targets[k]`` among ``candidates[k]`` (shape ``(n_users, n)``)."""
     U, V = _as_tensor(user_emb).float(), _as_tensor(item_emb).float()
-    u = U[torch.as_tensor(np.asarray(users, dtype=np.int64))]
-    t = (u * V[torch.as_tensor(np.asarray(targets, dtype=np.int64))]).sum(1)
-    c = torch.einsum("bd,bnd->bn", u, V[torch.as_tensor(np.asarray(candidates, dtype=np.int64))])
+    u = U[torch.from_numpy(np.array(users, dtype=np.int64))]
+    t = (u * V[torch.from_numpy(np.array(targets, dtype=np.int64))]).sum(1)
+    c = torch.einsum("bd,bnd->bn", u, V[torch.from_numpy(np.array(candidates, dtype=np.int64))])
     return (c >= t[:, None]).sum(1).numpy().astype(np.int64)
 
 
