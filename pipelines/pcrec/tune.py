@@ -1,0 +1,565 @@
+"""Ray Tune search over the PCRec pipeline (r-hop, margin loss, margin, embedding size, lr).
+
+How a search runs (``recgen tune pcrec``):
+
+1. The search space (``configs/pcrec/tune.yaml``, :class:`TuneSpec`) is expanded *here*, with
+   a seeded RNG, into an explicit list of trials (grid axes crossed, random axes drawn), plus
+   the reference ("default") configuration. The list goes to Tune as one ``grid_search``, so
+   the search is reproducible and :meth:`Tuner.restore` continues exactly the same list.
+2. Shared upstream stages are materialised once, before the search: a stage is *shared* if
+   none of the searched config sections can reach it (e.g. ingest .. pretrain when only
+   ``sample`` and ``pretrain`` differ between groups of trials). Each distinct upstream
+   fingerprint (one per r-hop, or per (r-hop, embedding size) when the size feeds
+   pre-training) is run once through the normal runner; all trials of that group then hit the
+   artifact cache.
+3. Each trial is a Tune *function trainable* that runs the pipeline up to ``trial_stage``
+   (finetune) through the same runner and cache. The finetune stage launches its own Ray Train
+   ``TorchTrainer`` (Train V2: a trainer inside a Tune function); its per-epoch
+   ``ray.train.report`` calls reach Tune through ``TuneReportCallback`` (which
+   ``pipelines.core.train.fit`` adds inside a Tune trial), so ASHA can stop poor trials early
+   on validation NDCG@10. When the finetune artifact already exists (a resumed search), the
+   trial reports its stored result instead.
+4. ``max_concurrent_trials`` = cluster CPUs // CPUs per trial (the trainer's workers).
+5. After the search: results as Parquet (one row per trial, plus per-epoch history), plots,
+   the best configuration as YAML accepted by ``recgen run pcrec --config``, and the test
+   metric of the best (and of the default) configuration, computed once through
+   ``eval_stage``. Selection uses validation only.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import Field, model_validator
+
+from components.errors import ConfigError
+from pipelines.core.config import (StrictModel, config_dump, deep_merge, parse_sets, read_yaml,
+                                   validate_config)
+
+TRIAL_DRIVER_MEMORY = 64 * 2**20
+DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "configs" / "pcrec" / "tune.yaml"
+
+
+# ---------------------------------------------------------------------------- spec
+class Axis(StrictModel):
+    """One searched parameter. ``path`` is a dotted config key, or a list of keys that take the
+    same value (e.g. an embedding size used by two sections). Exactly one of ``grid``,
+    ``choice``, ``uniform``, ``loguniform`` is given; ``grid`` values are crossed with every
+    other grid axis, the others are drawn per trial."""
+
+    path: str | list[str]
+    grid: list[Any] | None = None
+    choice: list[Any] | None = None
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    round: int | None = Field(None, description="round drawn floats to this many decimals")
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        kinds = [k for k in ("grid", "choice", "uniform", "loguniform") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"axis {self.path!r}: give exactly one of grid, choice, uniform, "
+                             f"loguniform (got {kinds or 'none'})")
+        for k in ("grid", "choice"):
+            if getattr(self, k) is not None and not getattr(self, k):
+                raise ValueError(f"axis {self.path!r}: {k} must not be empty")
+        if self.loguniform is not None and min(self.loguniform) <= 0:
+            raise ValueError(f"axis {self.path!r}: loguniform bounds must be > 0")
+        return self
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
+
+    @property
+    def column(self) -> str:
+        return self.paths[0]
+
+    def draw(self, rng: np.random.Generator) -> Any:
+        if self.choice is not None:
+            return self.choice[int(rng.integers(len(self.choice)))]
+        if self.uniform is not None:
+            v = float(rng.uniform(*self.uniform))
+        else:
+            lo, hi = self.loguniform
+            v = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+        return round(v, self.round) if self.round is not None else v
+
+
+class SchedulerSpec(StrictModel):
+    """ASHA (async successive halving) on ``metric``; one time unit = one reported epoch."""
+
+    max_t: int = Field(30, ge=1)
+    grace_period: int = Field(3, ge=1)
+    reduction_factor: float = Field(2.0, gt=1)
+
+
+class TuneSpec(StrictModel):
+    """A search: ``configs/pcrec/tune.yaml``."""
+
+    name: str = Field("pcrec-margin", description="experiment folder under <artifacts>/pcrec/tune/")
+    seed: int = 0
+    num_samples: int = Field(1, ge=1, description="draws of the random axes per grid point")
+    metric: str = Field("best_valid_ndcg10", description="validation metric reported per epoch")
+    mode: Literal["max", "min"] = "max"
+    space: list[Axis]
+    fixed: dict[str, Any] = Field(default_factory=dict, description="dotted keys set in every trial")
+    default: dict[str, Any] | None = Field(
+        None, description="the reference configuration (dotted keys over the base config), "
+        "always run as an extra trial and compared against")
+    roles: dict[str, str] = Field(default_factory=dict,
+                                  description="r / loss / margin -> dotted key (for plots, summary)")
+    trial_stage: str = "finetune"
+    result_table: str = Field("runs", description="table of trial_stage holding the final metric")
+    eval_stage: str | None = Field("evaluate", description="stage computing the test metric")
+    test_metric: dict[str, Any] = Field(default_factory=dict,
+                                        description="row filter of eval_stage's metrics table")
+    eval_fixed: dict[str, Any] = Field(
+        default_factory=dict, description="dotted keys set only for the one-off test evaluation "
+        "(e.g. skip costly baselines); the written best config does not include them")
+    trainer_key: str = Field("finetune.trainer", description="TrainerConfig used by the trial")
+    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    max_concurrent_trials: int | None = Field(None, ge=1, description="default: from cluster CPUs")
+
+    @model_validator(mode="after")
+    def _columns_unique(self):
+        cols = [a.column for a in self.space]
+        if len(set(cols)) != len(cols):
+            raise ValueError(f"space: duplicate paths {cols}")
+        return self
+
+
+def load_spec(path: str | os.PathLike | None = None, sets: list[str] | tuple = ()) -> TuneSpec:
+    """Read a search spec (YAML), with ``--set`` overrides given as ``key=value``."""
+    path = path or DEFAULT_SPACE
+    tree = deep_merge(read_yaml(path), parse_sets(sets))
+    return validate_config(TuneSpec, tree, str(path))
+
+
+# ---------------------------------------------------------------------------- trials
+def nested(dotted: dict[str, Any]) -> dict:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``."""
+    out: dict = {}
+    for key, value in dotted.items():
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = copy.deepcopy(value)
+    return out
+
+
+def expand_trials(spec: TuneSpec, base_dump: dict) -> list[dict]:
+    """The explicit, seeded trial list: ``[{"trial": i, "tag": ..., "params": {column: v}}]``.
+
+    Grid axes are crossed; random axes are drawn ``num_samples`` times per grid point. The
+    reference configuration (``spec.default``; other searched keys keep their base values) is
+    appended when it is not already in the list.
+    """
+    rng = np.random.default_rng(spec.seed)
+    grid_axes = [a for a in spec.space if a.grid is not None]
+    rand_axes = [a for a in spec.space if a.grid is None]
+    trials: list[dict] = []
+    for combo in itertools.product(*[a.grid for a in grid_axes]):
+        for _ in range(spec.num_samples):
+            params = {a.column: v for a, v in zip(grid_axes, combo)}
+            params.update({a.column: a.draw(rng) for a in rand_axes})
+            trials.append(params)
+    if spec.default is not None:
+        ref = {a.column: _get(base_dump, a.column) for a in spec.space}
+        ref.update(spec.default)
+        unknown = set(spec.default) - set(ref) - {a.column for a in spec.space}
+        if unknown:
+            raise ConfigError(f"tune default: keys {sorted(unknown)} are not searched axes")
+        if ref not in trials:
+            trials.append(ref)
+    ref = None if spec.default is None else {**{a.column: _get(base_dump, a.column) for a in spec.space},
+                                             **spec.default}
+    return [{"trial": i, "is_default": p == ref, "params": p} for i, p in enumerate(trials)]
+
+
+def _get(tree: dict, dotted: str) -> Any:
+    node: Any = tree
+    for p in dotted.split("."):
+        if not isinstance(node, dict) or p not in node:
+            return None
+        node = node[p]
+    return node
+
+
+def trial_tree(spec: TuneSpec, base_tree: dict, params: dict) -> dict:
+    """The full config tree of a trial: base < fixed < searched values (tied paths expanded)."""
+    axes = {a.column: a for a in spec.space}
+    dotted = dict(spec.fixed)
+    for col, v in params.items():
+        for p in (axes[col].paths if col in axes else [col]):
+            dotted[p] = v
+    return deep_merge(base_tree, nested(dotted))
+
+
+# ---------------------------------------------------------------------------- shared stages
+def shared_frontier(pipe, spec: TuneSpec) -> list[str]:
+    """The inputs of ``trial_stage``: everything upstream of them is shared between the trials
+    whose configurations agree on it (their fingerprints are equal), so it is materialised once
+    per distinct fingerprint before the search."""
+    return list(pipe.stage(spec.trial_stage).inputs)
+
+
+def materialize_shared(pipe, cfg_cls, spec: TuneSpec, base_tree: dict, trials: list[dict],
+                       root: str, echo=print) -> pd.DataFrame:
+    """Run each distinct shared-upstream configuration once. Returns one row per group."""
+    from pipelines.core.artifacts import Store
+    from pipelines.core.runner import plan, run_pipeline
+
+    frontier = shared_frontier(pipe, spec)
+    store = Store(root)
+    groups: dict[tuple, dict] = {}
+    for t in trials:
+        cfg = validate_config(cfg_cls, trial_tree(spec, base_tree, t["params"]), f"trial {t['trial']}")
+        for stage in frontier:
+            fp = plan(pipe, cfg, store, until=stage)[stage].fingerprint
+            g = groups.setdefault((stage, fp), {"stage": stage, "fingerprint": fp, "cfg": cfg,
+                                                "trials": []})
+            g["trials"].append(t["trial"])
+    rows = []
+    for (stage, fp), g in groups.items():
+        t0 = time.time()
+        echo(f"[tune] shared upstream: {stage} {fp[:16]} for trials {g['trials']}")
+        res = run_pipeline(pipe, g["cfg"], root, until=stage, echo=False)
+        rows.append({"stage": stage, "fingerprint": fp, "n_trials": len(g["trials"]),
+                     "trials": g["trials"], "computed": res.plans[stage].status != "hit",
+                     "wall_s": round(time.time() - t0, 2)})
+    return pd.DataFrame(rows)
+
+
+def resolve_pipeline(name: str):
+    """A registered pipeline name (``pcrec``) or ``"package.module:ATTR"``."""
+    if ":" in name:
+        import importlib
+
+        mod, attr = name.split(":", 1)
+        return getattr(importlib.import_module(mod), attr)
+    from pipelines.registry import get_pipeline
+
+    return get_pipeline(name)
+
+
+# ---------------------------------------------------------------------------- the trainable
+def _final_metric(spec: TuneSpec, art) -> float:
+    df = art.df(spec.result_table)
+    if spec.metric not in df.columns:
+        raise ConfigError(f"tune metric '{spec.metric}' is not a column of "
+                          f"{spec.trial_stage}/{spec.result_table} (columns: {', '.join(df.columns)})")
+    return float(df[spec.metric].mean())
+
+
+def trial_fn(config: dict, *, spec_json: str, base_tree: dict, root: str, pipeline: str) -> None:
+    """Tune function trainable: run the pipeline up to ``trial_stage`` for one trial."""
+    import ray.tune
+
+    from pipelines.core.runner import run_pipeline
+
+    os.environ.setdefault("DGLBACKEND", "pytorch")
+    spec = TuneSpec.model_validate_json(spec_json)
+    pipe = resolve_pipeline(pipeline)
+    t = config["trial"]
+    cfg = validate_config(pipe.config_cls, trial_tree(spec, base_tree, t["params"]), f"trial {t['trial']}")
+    res = run_pipeline(pipe, cfg, root, until=spec.trial_stage, echo=False)
+    art = res.artifact(spec.trial_stage)
+    value = _final_metric(spec, art)
+    ray.tune.report({spec.metric: value, "final": 1, "cached": res.plans[spec.trial_stage].status == "hit",
+                     "trial_fingerprint": art.fingerprint})
+
+
+# ---------------------------------------------------------------------------- search
+@dataclass
+class SearchOutput:
+    out_dir: str
+    results: pd.DataFrame
+    best: dict
+
+
+def cpus_per_trial(spec: TuneSpec, cfg) -> float:
+    tr = _get(config_dump(cfg), spec.trainer_key) or {}
+    return max(1.0, float(tr.get("num_workers", 1) or 1) * float(tr.get("cpus_per_worker", 1.0)))
+
+
+def concurrency(spec: TuneSpec, per_trial: float) -> int:
+    """``max_concurrent_trials`` from the cluster's CPUs (or the spec's explicit value)."""
+    import ray
+
+    if spec.max_concurrent_trials:
+        return spec.max_concurrent_trials
+    cpus = float(ray.cluster_resources().get("CPU", 1))
+    return max(1, int(cpus // per_trial))
+
+
+def run_search(pipeline: str, base_tree: dict, spec: TuneSpec, root: str, *, resume: bool = False,
+               callbacks: list | None = None, evaluate: bool = True, echo=print) -> SearchOutput:
+    """Run (or, with ``resume``, continue) a search; write results, plots, best config."""
+    import ray.tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from pipelines.core.artifacts import Store
+
+    pipe = resolve_pipeline(pipeline)
+    base_cfg = validate_config(pipe.config_cls, base_tree, "base config")
+    base_dump = config_dump(base_cfg)
+    trials = expand_trials(spec, base_dump)
+    for t in trials:  # fail fast on a bad combination, before anything runs
+        validate_config(pipe.config_cls, trial_tree(spec, base_tree, t["params"]), f"trial {t['trial']}")
+    store = Store(root)
+    if not store.local:
+        raise ConfigError("recgen tune needs a local (or shared-filesystem) artifact root for now")
+    out_dir = Path(store.join(pipe.name, "tune", spec.name))
+    exp_dir = out_dir / "ray"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_file = out_dir / "search.json"
+    if resume:
+        if not ray.tune.Tuner.can_restore(str(exp_dir / spec.name)):
+            raise ConfigError(f"--resume: no interrupted search '{spec.name}' under {exp_dir}; "
+                              "run without --resume to start it")
+        saved = json.loads(state_file.read_text())
+        if saved["trials"] != json.loads(json.dumps(trials)):
+            raise ConfigError("--resume: the search space, seed or base config changed since the "
+                              f"search started ({state_file}); use a new tune name to start over")
+    else:
+        _write_json(state_file, {"spec": spec.model_dump(mode="json"), "base_config": base_dump,
+                                 "trials": trials, "started_at": _now()})
+
+    echo(f"[tune] {len(trials)} trials; shared upstream first")
+    shared = materialize_shared(pipe, pipe.config_cls, spec, base_tree, trials, root, echo=echo)
+    shared.to_parquet(out_dir / "shared_upstream.parquet")
+
+    first_cfg = validate_config(pipe.config_cls, trial_tree(spec, base_tree, trials[0]["params"]), "trial 0")
+    per_trial = cpus_per_trial(spec, first_cfg)
+    max_conc = concurrency(spec, per_trial)
+    echo(f"[tune] max_concurrent_trials={max_conc} ({per_trial:g} CPU per trial)")
+
+    fn = ray.tune.with_parameters(trial_fn, spec_json=spec.model_dump_json(), base_tree=base_tree,
+                                  root=store.base, pipeline=pipeline)
+    # The trial process only drives the stage; the CPUs go to its TorchTrainer's workers
+    # (a placement-group bundle cannot be empty, hence a token amount of memory).
+    fn = ray.tune.with_resources(fn, {"cpu": 0, "memory": TRIAL_DRIVER_MEMORY})
+    if resume:
+        tuner = ray.tune.Tuner.restore(str(exp_dir / spec.name), trainable=fn,
+                                       resume_unfinished=True, resume_errored=True)
+    else:
+        sched = ASHAScheduler(time_attr="training_iteration", max_t=spec.scheduler.max_t,
+                              grace_period=spec.scheduler.grace_period,
+                              reduction_factor=spec.scheduler.reduction_factor)
+        tuner = ray.tune.Tuner(
+            fn,
+            param_space={"trial": ray.tune.grid_search(trials)},
+            tune_config=ray.tune.TuneConfig(metric=spec.metric, mode=spec.mode, scheduler=sched,
+                                            max_concurrent_trials=max_conc, reuse_actors=False),
+            run_config=ray.tune.RunConfig(name=spec.name, storage_path=str(exp_dir),
+                                          callbacks=callbacks or [], verbose=0,
+                                          failure_config=ray.tune.FailureConfig(max_failures=1)),
+        )
+    grid = tuner.fit()
+    results, history = collect(grid, spec, trials)
+    results.to_parquet(out_dir / "results.parquet")
+    history.to_parquet(out_dir / "history.parquet")
+    best = select_best(results, spec)
+    best_tree = trial_tree(spec, base_tree, best["params"])
+    best_cfg = validate_config(pipe.config_cls, best_tree, "best trial")
+    (out_dir / "best_config.yaml").write_text(
+        f"# best trial {best['trial']} of tune search '{spec.name}' "
+        f"(validation {spec.metric} = {best['value']:.5f})\n"
+        + yaml.safe_dump(config_dump(best_cfg), sort_keys=False))
+    summary = {"best": best, "finished_at": _now(), "n_trials": len(results),
+               "n_complete": int((results.status == "TERMINATED").sum()),
+               "n_stopped_early": int(results.stopped_early.sum()),
+               "shared_upstream_runs": int(len(shared)),
+               "max_concurrent_trials": max_conc}
+    default = results[results.is_default]
+    if len(default):
+        d = default.iloc[0]
+        summary["default"] = {"trial": int(d.trial), "value": float(d.value),
+                              "params": json.loads(d.params_json)}
+    if evaluate and spec.eval_stage:
+        def eval_cfg(params: dict, what: str):
+            tree = deep_merge(trial_tree(spec, base_tree, params), nested(spec.eval_fixed))
+            return validate_config(pipe.config_cls, tree, what)
+
+        echo(f"[tune] test metric of the best configuration (trial {best['trial']}), computed once")
+        summary["test"] = {"best": test_metric(pipe, spec, eval_cfg(best["params"], "best trial"), root)}
+        if len(default) and summary["default"]["trial"] != best["trial"]:
+            summary["test"]["default"] = test_metric(pipe, spec, eval_cfg(summary["default"]["params"],
+                                                                          "default trial"), root)
+        elif len(default):
+            summary["test"]["default"] = summary["test"]["best"]
+    _write_json(out_dir / "best.json", summary)
+    plot_results(results, spec, out_dir)
+    (out_dir / "results.md").write_text(markdown_table(results, spec, summary))
+    echo(f"[tune] best trial {best['trial']}: {spec.metric}={best['value']:.5f} {best['params']}")
+    echo(f"[tune] results under {out_dir}")
+    return SearchOutput(str(out_dir), results, summary)
+
+
+def collect(grid, spec: TuneSpec, trials: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per trial (params, final metric, status) and the per-report history."""
+    rows, hist = [], []
+    by_id = {t["trial"]: t for t in trials}
+    for r in grid:
+        t = r.config["trial"]
+        df = r.metrics_dataframe if r.metrics_dataframe is not None else pd.DataFrame()
+        vals = df[spec.metric].dropna() if spec.metric in df.columns else pd.Series(dtype=float)
+        vals = vals[np.isfinite(vals)]
+        best_val = (vals.max() if spec.mode == "max" else vals.min()) if len(vals) else float("nan")
+        final = bool(df.get("final", pd.Series(dtype=float)).fillna(0).astype(bool).any()) if len(df) else False
+        status = "ERROR" if r.error else ("TERMINATED" if final else "STOPPED")
+        row = {"trial": int(t["trial"]), "is_default": bool(by_id[t["trial"]]["is_default"]),
+               **{f"p:{k}": v for k, v in t["params"].items()},
+               "params_json": json.dumps(t["params"], sort_keys=True),
+               "value": float(best_val), "reports": int(len(df)), "status": status,
+               "stopped_early": status == "STOPPED",
+               "cached": bool(df["cached"].fillna(False).astype(bool).any()) if "cached" in df else False,
+               "error": str(r.error)[:500] if r.error else None}
+        rows.append(row)
+        for i, rec in enumerate(df.to_dict("records")):
+            hist.append({"trial": int(t["trial"]), "report": i,
+                         spec.metric: _num(rec.get(spec.metric)),
+                         "epoch": rec.get("epoch"), "run": str(rec.get("run", "")),
+                         "final": bool(rec.get("final", 0) == 1)})
+    res = pd.DataFrame(rows).sort_values("trial").reset_index(drop=True)
+    return res, pd.DataFrame(hist)
+
+
+def select_best(results: pd.DataFrame, spec: TuneSpec) -> dict:
+    ok = results[np.isfinite(results.value)]
+    if ok.empty:
+        errs = results.error.dropna().tolist()
+        raise ConfigError(f"tune: no trial reported {spec.metric}; first error: {errs[:1]}")
+    row = ok.loc[ok.value.idxmax() if spec.mode == "max" else ok.value.idxmin()]
+    return {"trial": int(row.trial), "value": float(row.value), "params": json.loads(row.params_json)}
+
+
+def test_metric(pipe, spec: TuneSpec, cfg, root: str) -> dict:
+    """Run ``eval_stage`` for one configuration and return the filtered test metric rows."""
+    from pipelines.core.runner import run_pipeline
+
+    res = run_pipeline(pipe, cfg, root, until=spec.eval_stage, echo=False)
+    df = res.artifact(spec.eval_stage).df("metrics")
+    for k, v in spec.test_metric.items():
+        if k not in df.columns:
+            raise ConfigError(f"tune test_metric: '{k}' is not a column of {spec.eval_stage}/metrics "
+                              f"(columns: {', '.join(df.columns)})")
+        df = df[df[k].isin(v if isinstance(v, list) else [v])]
+    value = float(df["value"].mean()) if len(df) else float("nan")
+    return {"value": value, "rows": int(len(df)), "fingerprint": res.plans[spec.eval_stage].fingerprint}
+
+
+# ---------------------------------------------------------------------------- reporting
+def _role(spec: TuneSpec, role: str) -> str | None:
+    key = spec.roles.get(role)
+    return f"p:{key}" if key else None
+
+
+def plot_results(results: pd.DataFrame, spec: TuneSpec, out_dir: Path) -> list[Path]:
+    """``ndcg_vs_r.png`` and ``ndcg_vs_margin.png`` (when those roles are searched)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    ok = results[np.isfinite(results.value)]
+    r_col, loss_col, m_col = _role(spec, "r"), _role(spec, "loss"), _role(spec, "margin")
+    label = f"validation {spec.metric}"
+    if r_col in ok:
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        losses = sorted(ok[loss_col].unique()) if loss_col in ok else [None]
+        rs = sorted(ok[r_col].unique())
+        for j, loss in enumerate(losses):
+            g = ok if loss is None else ok[ok[loss_col] == loss]
+            off = (j - (len(losses) - 1) / 2) * 0.06
+            ax.scatter(g[r_col] + off, g.value, s=22, alpha=0.75, label=loss, color=f"C{j % 10}")
+        best = ok.groupby(r_col).value.max()
+        ax.plot(best.index, best.values, "k--", lw=1, label="best per r")
+        d = ok[ok.is_default]
+        if len(d):
+            ax.scatter(d[r_col], d.value, marker="*", s=180, color="gold", edgecolor="k", zorder=5,
+                       label="default (BPR)")
+        ax.set_xticks(rs)
+        ax.set_xlabel("r-hop of the ego-network sampler (sample.r)")
+        ax.set_ylabel(label)
+        ax.set_title(f"tune '{spec.name}': {label} vs r-hop")
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        paths.append(out_dir / "ndcg_vs_r.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    if m_col in ok and loss_col in ok:
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        for j, (loss, g) in enumerate(ok.groupby(loss_col)):
+            agg = g.groupby(m_col).value.agg(["mean", "max"])
+            ax.plot(agg.index, agg["max"], "-o", ms=4, color=f"C{j % 10}", label=f"{loss} (best)")
+            ax.scatter(g[m_col], g.value, s=10, alpha=0.4, color=f"C{j % 10}")
+        ax.set_xlabel("margin m (finetune loss)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{label} vs margin, per loss")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(out_dir / "ndcg_vs_margin.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths
+
+
+def markdown_table(results: pd.DataFrame, spec: TuneSpec, summary: dict) -> str:
+    """A Markdown results table (sorted by the metric) and the best-vs-default lines."""
+    cols = [c for c in results.columns if c.startswith("p:")]
+    df = results.sort_values("value", ascending=spec.mode == "min")
+    head = "| trial | " + " | ".join(c[2:] for c in cols) + f" | valid {spec.metric} | reports | status |"
+    lines = [head, "|" + "---|" * (len(cols) + 4)]
+    for _, r in df.iterrows():
+        vals = []
+        for c in cols:
+            v = r[c]
+            vals.append(f"{v:.4g}" if isinstance(v, float) else str(v))
+        tag = " (default)" if r.is_default else ""
+        lines.append(f"| {r.trial}{tag} | " + " | ".join(vals)
+                     + f" | {r.value:.4f} | {r.reports} | {r.status.lower()} |")
+    b = summary["best"]
+    lines += ["", f"Best (validation): trial {b['trial']} {b['params']} -> {b['value']:.4f}"]
+    if "default" in summary:
+        d = summary["default"]
+        rel = (b["value"] - d["value"]) / d["value"] * 100 if d["value"] else float("nan")
+        lines.append(f"Default: trial {d['trial']} {d['params']} -> {d['value']:.4f} "
+                     f"(best is {b['value'] - d['value']:+.4f}, {rel:+.1f}%)")
+    if "test" in summary:
+        t = summary["test"]
+        line = f"Test ({spec.test_metric}): best {t['best']['value']:.4f}"
+        if "default" in t:
+            line += f", default {t['default']['value']:.4f}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _num(v: Any) -> float:
+    try:
+        return float(v) if v is not None else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    tmp.replace(path)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
