@@ -1,0 +1,1 @@
+"""PCRec components: r-ego RWR sampling, GCC features, GIN encoder, MoCo, MF/BPR, LightGCN, metrics."""

@@ -1,0 +1,1 @@
+"""Video action recognition: decoding, samplers, optical flow, procedural motion data, models/."""

@@ -1,0 +1,1 @@
+"""The PCRec pipeline (cross-domain pre-training + fine-tuning)."""
