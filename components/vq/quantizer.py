@@ -75,17 +75,22 @@ class VectorQuantizer(nn.Module):
         ema: use EMA codebook updates instead of the codebook loss.
         decay: EMA decay (0.99).
         eps: Laplace smoothing constant for the EMA counts.
-        restart_threshold: if > 0, codes whose usage EMA drops below it are restarted from
-            random encoder outputs of the current batch (dead-code restart; off by default).
+        restart_threshold: if > 0, codes whose usage EMA (1.0 = uniform usage) drops below it are
+            restarted from random encoder outputs of the current batch (dead-code restart; off by
+            default). ``restart_decay`` is the decay of that usage EMA.
+        data_init: initialise the codebook from random encoder outputs of the first training
+            batch (off by default; the paper initialises randomly).
     """
 
     def __init__(self, num_codes: int, dim: int, beta: float = 0.25, ema: bool = True,
-                 decay: float = 0.99, eps: float = 1e-5, restart_threshold: float = 0.0):
+                 decay: float = 0.99, eps: float = 1e-5, restart_threshold: float = 0.0,
+                 data_init: bool = False, restart_decay: float = 0.9):
         super().__init__()
         self.num_codes, self.dim, self.beta = num_codes, dim, beta
         self.ema, self.decay, self.eps = ema, decay, eps
-        self.restart_threshold = restart_threshold
-        init = torch.empty(num_codes, dim).uniform_(-1.0 / num_codes, 1.0 / num_codes)
+        self.restart_threshold, self.restart_decay = restart_threshold, restart_decay
+        lim = (3.0 / dim) ** 0.5           # variance-scaling uniform init (as DeepMind's Sonnet VQ)
+        init = torch.empty(num_codes, dim).uniform_(-lim, lim)
         if ema:
             self.register_buffer("embedding", init.clone())
             self.register_buffer("ema_count", torch.ones(num_codes))
@@ -93,6 +98,7 @@ class VectorQuantizer(nn.Module):
         else:
             self.embedding = nn.Parameter(init)
         self.register_buffer("usage", torch.ones(num_codes))
+        self.register_buffer("initialised", torch.tensor(not data_init))
 
     # -- lookup ---------------------------------------------------------------------------------
     def nearest(self, flat: torch.Tensor) -> torch.Tensor:
@@ -110,6 +116,8 @@ class VectorQuantizer(nn.Module):
         if d != self.dim:
             raise ValueError(f"quantizer expects {self.dim} channels, got {d}")
         flat = z.permute(0, 2, 3, 1).reshape(-1, d)
+        if self.training and not bool(self.initialised):
+            self._init_from(flat.detach())
         codes = self.nearest(flat.detach())
         onehot = F.one_hot(codes, self.num_codes).type(flat.dtype)
         counts = all_reduce_sum(onehot.sum(0).detach().clone())
@@ -140,20 +148,31 @@ class VectorQuantizer(nn.Module):
         self.embedding.copy_(self.ema_sum / smoothed[:, None])
 
     @torch.no_grad()
+    def _set_codes(self, mask: torch.Tensor, fresh: torch.Tensor) -> None:
+        if _dist_ready():
+            torch.distributed.broadcast(fresh, src=0)
+        target = self.embedding.data if isinstance(self.embedding, nn.Parameter) else self.embedding
+        target[mask] = fresh
+        self.usage[mask] = 1.0
+        if self.ema:
+            self.ema_count[mask] = 1.0
+            self.ema_sum[mask] = fresh
+
+    @torch.no_grad()
+    def _init_from(self, flat: torch.Tensor) -> None:
+        pick = torch.randint(0, flat.shape[0], (self.num_codes,), device=flat.device)
+        noise = 0.01 * flat.std() * torch.randn(self.num_codes, self.dim, device=flat.device)
+        self._set_codes(torch.ones(self.num_codes, dtype=torch.bool, device=flat.device),
+                        flat[pick] + noise)
+        self.initialised.fill_(True)
+
+    @torch.no_grad()
     def _restart_dead(self, flat: torch.Tensor, counts: torch.Tensor) -> None:
-        self.usage.mul_(self.decay).add_(counts / counts.sum().clamp_min(1) * self.num_codes,
-                                          alpha=1 - self.decay)
+        self.usage.mul_(self.restart_decay).add_(counts / counts.sum().clamp_min(1) * self.num_codes,
+                                                  alpha=1 - self.restart_decay)
         dead = self.usage < self.restart_threshold
         n_dead = int(dead.sum())
         if n_dead == 0:
             return
         pick = torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)
-        fresh = flat[pick].clone()
-        if _dist_ready():
-            torch.distributed.broadcast(fresh, src=0)
-        target = self.embedding.data if isinstance(self.embedding, nn.Parameter) else self.embedding
-        target[dead] = fresh
-        self.usage[dead] = 1.0
-        if self.ema:
-            self.ema_count[dead] = 1.0
-            self.ema_sum[dead] = fresh
+        self._set_codes(dead, flat[pick].clone())

@@ -53,7 +53,7 @@ def train_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
             opt.zero_grad()
             loss.backward()
             opt.step()
-            tot, nb = tot + float(loss), nb + 1
+            tot, nb = tot + float(loss.detach()), nb + 1
         hist.append(tot / max(nb, 1))
     model.eval()
     return hist

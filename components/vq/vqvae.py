@@ -35,6 +35,7 @@ class VQVAESpec:
     ema: bool = True
     decay: float = 0.99
     restart_threshold: float = 0.0
+    data_init: bool = False
 
 
 @dataclass
@@ -63,7 +64,8 @@ class HierarchicalVQVAE(nn.Module):
             [nn.Conv2d(hid + (D if l < L - 1 else 0), D, 1) for l in range(L)])
         self.quantizers = nn.ModuleList(
             [VectorQuantizer(cfg.num_codes, D, cfg.beta, cfg.ema, cfg.decay,
-                             restart_threshold=cfg.restart_threshold) for _ in range(L)])
+                             restart_threshold=cfg.restart_threshold, data_init=cfg.data_init)
+             for _ in range(L)])
         # context decoders: level l+1 (codes + its own context) -> resolution of level l
         self.context = nn.ModuleList(
             [Decoder(D * (2 if l + 1 < L - 1 else 1), D, hid, cfg.res_channels, cfg.n_res,

@@ -37,12 +37,12 @@ def test_vqvae2_learns_digits(ema):
     imgs = (d.images[:256] / 16.0 * 255).astype(np.uint8)[..., None]
     x = to_model_input(imgs, 16)
     m = HierarchicalVQVAE(VQVAESpec(in_channels=1, hidden=32, res_channels=16, n_res=1, num_codes=32,
-                                    code_dim=8, levels=2, ema=ema))
+                                    code_dim=8, levels=2, ema=ema, restart_threshold=0.03))
     var = float(x.var())
     before = reconstruction_metrics(m, x, var)
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     m.train()
-    for step in range(60):
+    for step in range(40):
         xb = x[(step * 32) % 256:(step * 32) % 256 + 32]
         loss = m(xb).loss
         opt.zero_grad()

@@ -94,7 +94,7 @@ def test_default_ema_state_does_not_blow_up_unused_codes_early():
 
 def test_dead_code_restart_moves_dead_codes_to_data():
     torch.manual_seed(0)
-    q = VectorQuantizer(num_codes=8, dim=2, ema=False, decay=0.5, restart_threshold=0.5)
+    q = VectorQuantizer(num_codes=8, dim=2, ema=False, restart_threshold=0.5, restart_decay=0.5)
     with torch.no_grad():
         q.embedding.copy_(torch.full((8, 2), 100.0))
         q.embedding[0] = torch.tensor([0.0, 0.0])
@@ -114,3 +114,15 @@ def test_perplexity_and_codes_used():
     p = torch.tensor([0.75, 0.25])
     assert st["codes_used"] == 2
     assert st["perplexity"] == pytest.approx(math.exp(float(-(p * p.log()).sum())))
+
+
+def test_data_init_puts_codes_on_encoder_outputs():
+    torch.manual_seed(0)
+    q = VectorQuantizer(num_codes=16, dim=3, ema=True, data_init=True)
+    z = torch.randn(2, 3, 4, 4) * 5 + 20
+    q.train()
+    q(z)
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 3)
+    # every code is (close to) one of the batch vectors, far from the random init around 0
+    d = torch.cdist(q.embedding, flat).min(1).values
+    assert (d < 1.0).all() and bool(q.initialised)

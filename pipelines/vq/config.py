@@ -1,0 +1,106 @@
+"""Typed config of the ``vq`` pipeline (``recgen run vq --set model=vqvae2``).
+
+Defaults are a small CPU demo on Fashion-MNIST (Debian package ``dataset-fashion-mnist``). The
+paper's CIFAR-10 VQ-VAE is ``vq.hidden=256 vq.res_channels=256 vq.num_codes=512``.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from pipelines.core.config import StageResources, StrictModel
+from pipelines.core.train import TrainerConfig
+
+
+class DataConfig(StrictModel):
+    """Image source: a folder of idx(.gz) files, an .npz, or one sub-folder per class."""
+
+    path: str = Field("/usr/share/datasets/fashion-mnist", description="file or folder")
+    format: Literal["auto", "idx", "npz", "folder"] = "auto"
+    image_size: int = Field(32, ge=8, description="images are zero-padded (or resized) to this square")
+    max_train: int | None = Field(12000, ge=1, description="random subset of the train split")
+    max_test: int | None = Field(2000, ge=1, description="random subset of the test split")
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="held out when the source has no test split")
+
+
+class VQModelConfig(StrictModel):
+    """Encoder/decoder widths and the quantiser. ``levels`` overrides the model's default."""
+
+    hidden: int = Field(64, ge=4)
+    res_channels: int = Field(32, ge=2)
+    n_res: int = Field(2, ge=0)
+    num_codes: int = Field(512, ge=2, description="K")
+    code_dim: int = Field(32, ge=1, description="D")
+    levels: int | None = Field(None, ge=1, le=3, description="None: 1 for vqvae, 2 for vqvae2; 3 = third level")
+    ema: bool = Field(True, description="EMA codebook updates (False: codebook loss)")
+    decay: float = Field(0.99, gt=0, lt=1)
+    beta: float = Field(0.25, ge=0)
+    restart_threshold: float = Field(0.0, ge=0, description="dead-code restart (0 = off); 1.0 = uniform usage")
+    data_init: bool = Field(False, description="codebook from the first batch's encoder outputs")
+
+
+class VQTrainConfig(StrictModel):
+    threads: int = Field(1, ge=1, description="torch threads per worker")
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    trainer: TrainerConfig = TrainerConfig()
+
+
+class PriorConfig(StrictModel):
+    """Top prior: gated PixelCNN + causal attention (PixelSNAIL style); lower levels: gated PixelCNN
+    conditioned on the codes above."""
+
+    channels: int = Field(64, ge=4)
+    layers: int = Field(6, ge=1)
+    top_layers: int = Field(4, ge=1)
+    kernel: int = Field(3, ge=3)
+    attn_every: int = Field(2, ge=0, description="attention after every n top-prior layers (0 = none)")
+    heads: int = Field(4, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    cond_res: int = Field(2, ge=0, description="residual blocks of the conditioning stack")
+    class_conditional: bool = True
+    epochs: int = Field(6, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    threads: int = Field(1, ge=1, description="torch threads per worker")
+    trainer: TrainerConfig = TrainerConfig()
+
+
+class ClassifierConfig(StrictModel):
+    width: int = Field(32, ge=4)
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(2e-3, gt=0)
+
+
+class SampleConfig(StrictModel):
+    per_class: int = Field(20, ge=1, description="samples per class (class-conditional priors)")
+    n: int = Field(200, ge=1, description="samples when the priors are unconditional")
+    temperature: float = Field(1.0, ge=0)
+    batch_size: int = Field(100, ge=1)
+
+
+class EvaluateConfig(StrictModel):
+    threshold: float = Field(0.8, ge=0, le=1, description="rejection: keep p(intended class) >= threshold")
+    k: int = Field(3, ge=1, description="k of the k-NN precision / recall")
+    max_real: int = Field(1000, ge=10, description="real test images for precision / recall")
+
+
+class VQConfig(StrictModel):
+    seed: int = 0
+    model: Literal["vqvae", "vqvae2"] = "vqvae2"
+    data: DataConfig = DataConfig()
+    vq: VQModelConfig = VQModelConfig()
+    train: VQTrainConfig = VQTrainConfig()
+    prior: PriorConfig = PriorConfig()
+    classifier: ClassifierConfig = ClassifierConfig()
+    sample: SampleConfig = SampleConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    resources: dict[str, StageResources] = {}
+
+    @property
+    def levels(self) -> int:
+        return self.vq.levels or (1 if self.model == "vqvae" else 2)

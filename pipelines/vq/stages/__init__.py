@@ -1,0 +1,1 @@
+"""Stages of the vq pipeline (see pipelines/vq/dag.py)."""

@@ -1,0 +1,67 @@
+"""The vq pipeline end to end on embedded Ray (tiny sizes, an npz of sklearn digits)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from components.errors import InputError
+from pipelines.core.config import validate_config
+from pipelines.core.runner import run_pipeline
+from pipelines.vq.config import VQConfig
+from pipelines.vq.dag import PIPELINE
+
+
+def _digits_npz(path):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    imgs = (d.images[:300] / 16.0 * 255).astype(np.uint8)
+    np.savez(path, images=imgs, labels=d.target[:300])
+
+
+def _cfg(data_path, model):
+    return validate_config(VQConfig, {
+        "model": model,
+        "data": {"path": str(data_path), "image_size": 16, "test_fraction": 0.2},
+        "vq": {"hidden": 16, "res_channels": 8, "n_res": 1, "num_codes": 16, "code_dim": 4,
+               "restart_threshold": 0.03},
+        "train": {"epochs": 2, "batch_size": 32, "trainer": {"num_workers": 0, "max_failures": 0}},
+        "prior": {"channels": 8, "layers": 2, "top_layers": 2, "heads": 2, "cond_res": 1, "epochs": 1,
+                  "batch_size": 32, "trainer": {"num_workers": 0, "max_failures": 0}},
+        "classifier": {"width": 8, "epochs": 1},
+        "sample": {"per_class": 2},
+        "evaluate": {"threshold": 0.2},
+    })
+
+
+def test_vqvae2_pipeline_end_to_end(ray_local, tmp_path):
+    _digits_npz(tmp_path / "digits.npz")
+    res = run_pipeline(PIPELINE, _cfg(tmp_path / "digits.npz", "vqvae2"), str(tmp_path / "art"), echo=False)
+    codes = res.artifact("extract_codes").df("codes")
+    assert {"image_id", "top", "bottom"} <= set(codes.columns) and len(codes) == 300
+    assert len(codes.bottom.iloc[0]) == 16 and len(codes.top.iloc[0]) == 4      # 4x4 and 2x2 maps
+    hist = res.artifact("train_vq").df("history")
+    assert hist.epoch.tolist() == [0, 1] and (hist.images_per_s > 0).all()
+    m = res.artifact("evaluate").json("metrics")
+    assert m["levels"] == 2 and 0 < m["test_nmse"] < 10 and m["test_codes_used_l0"] >= 1
+    assert m["prior_bits_per_code_l0"] > 0 and m["prior_bits_per_code_l1"] > 0
+    assert 0 <= m["acceptance_rate"] <= 1 and m["sample_count"] == 20
+    samples = res.artifact("sample").df("samples")
+    assert sorted(samples.intended_label.unique().tolist()) == list(range(10))
+    report = open(res.artifact("report").path("report.md")).read()
+    assert "![samples](samples.png)" in report and "test_nmse" in report
+    with open(res.artifact("report").path("samples.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    # rerun: everything is a cache hit
+    again = run_pipeline(PIPELINE, _cfg(tmp_path / "digits.npz", "vqvae2"), str(tmp_path / "art"), echo=False)
+    assert {p.status for p in again.plans.values()} == {"hit"}
+
+
+def test_ingest_of_a_truncated_idx_file_fails_clearly(ray_local, tmp_path):
+    raw = bytes([0, 0, 8, 3]) + b"".join(int(d).to_bytes(4, "big") for d in (10, 8, 8)) + bytes(100)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(raw)
+    with pytest.raises(InputError, match="train-images-idx3-ubyte: truncated data"):
+        run_pipeline(PIPELINE, _cfg(tmp_path, "vqvae"), str(tmp_path / "art"), until="ingest", echo=False)
+    assert not list((tmp_path / "art" / "vq" / "ingest").glob("*/_manifest.json"))
