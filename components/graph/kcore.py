@@ -6,10 +6,12 @@ reached by repeatedly removing the rows of under-degree users and items until no
 (the fixpoint). With ``k_user == k_item == k`` and no duplicate rows it is exactly the k-core of
 the bipartite user-item graph. Duplicate (user, item) rows count once each (multigraph degree).
 
-Implementation: per iteration one ``np.bincount`` per side and one gather; the surviving rows are
-compacted (int32 where the ids fit) so late iterations touch only what is left. No per-row
-Python. Memory: two compacted id copies + the row index + the mask, about 0.8x the int64 input
-columns.
+Implementation: degrees by ``np.bincount`` once, then per iteration one boolean gather per side
+finds the rows of under-degree nodes, the degrees are decremented by the ``bincount`` of just the
+removed rows, and an ``alive`` mask is updated. The id arrays are compacted once fewer than 80%
+of their rows are alive, so late iterations touch only what is left. No per-row Python.
+Dense int64 ids are used in place (no copy); the extra memory is a few bytes per row (masks)
+plus one compacted copy of at most 80% of the rows (ids + int32 row index).
 """
 from __future__ import annotations
 
@@ -46,13 +48,12 @@ def _as_codes(ids: np.ndarray, name: str) -> tuple[np.ndarray, int]:
         raise InputError(f"{name} must be integers, got dtype {ids.dtype}",
                          fix="map ids to integers first (ingest does this: uid / iid)")
     if len(ids) == 0:
-        return ids.astype(np.int32), 0
+        return ids.astype(np.intp), 0
     lo, hi = int(ids.min()), int(ids.max())
     if lo >= 0 and hi < max(4 * len(ids), 1 << 16):  # already dense enough for bincount
-        dtype = np.int32 if hi < 2**31 - 1 else np.int64
-        return ids.astype(dtype, copy=False), hi + 1
+        return ids.astype(np.intp, copy=False), hi + 1  # bincount works in intp: no copy for int64
     uniq, inv = np.unique(ids, return_inverse=True)
-    return inv.astype(np.int32 if len(uniq) < 2**31 - 1 else np.int64), len(uniq)
+    return inv.astype(np.intp, copy=False), len(uniq)
 
 
 def kcore(users: np.ndarray, items: np.ndarray, k_user: int, k_item: int, *,
@@ -70,16 +71,20 @@ def kcore(users: np.ndarray, items: np.ndarray, k_user: int, k_item: int, *,
     n = len(users)
     u, nu = _as_codes(users, "users")
     v, nv = _as_codes(items, "items")
-    mask = np.zeros(n, dtype=bool)
     if n == 0:
         raise InputError(f"k-core of {what}: the input has no rows")
-    idx = np.arange(n, dtype=np.int32 if n < 2**31 - 1 else np.int64)  # original row of each survivor
     du = np.bincount(u, minlength=nu)
     dv = np.bincount(v, minlength=nv)
     start = {"rows": n, "users": int((du > 0).sum()), "items": int((dv > 0).sum()),
              "max_user_degree": int(du.max()), "max_item_degree": int(dv.max())}
     iterations: list[dict] = []
     it = 0
+    # State: current arrays u, v (row r of them is original row idx[r]; idx None = identity) and
+    # alive (None = every current row alive). Removals only flip `alive`; the arrays are
+    # compacted once fewer than 80% of their rows are alive.
+    idx: np.ndarray | None = None
+    alive: np.ndarray | None = None
+    n_alive = n
     while True:
         bad_u = du < k_user
         bad_v = dv < k_item
@@ -88,21 +93,34 @@ def kcore(users: np.ndarray, items: np.ndarray, k_user: int, k_item: int, *,
         if n_bad_u == 0 and n_bad_v == 0:
             break
         it += 1
+        n_before = n_alive
         drop = bad_u[u]
         drop |= bad_v[v]
-        keep = ~drop
-        removed_u, removed_v = u[drop], v[drop]
-        u, v, idx = u[keep], v[keep], idx[keep]
-        du -= np.bincount(removed_u, minlength=nu)
-        dv -= np.bincount(removed_v, minlength=nv)
-        stat = {"iteration": it, "rows_removed": int(len(removed_u)), "users_removed": n_bad_u,
-                "items_removed": n_bad_v, "rows_left": int(len(u))}
+        if alive is not None:
+            drop &= alive
+        removed = np.flatnonzero(drop)  # flatnonzero + take: much faster than boolean indexing
+        n_alive -= len(removed)
+        du -= np.bincount(u.take(removed), minlength=nu)
+        dv -= np.bincount(v.take(removed), minlength=nv)
+        del removed
+        if alive is None:
+            alive = np.logical_not(drop, out=drop)
+        else:
+            alive ^= drop  # drop is a subset of alive
+            del drop
+        if n_alive < 0.8 * len(u):
+            sel = np.flatnonzero(alive)
+            u, v = u.take(sel), v.take(sel)
+            idx = sel.astype(np.int32) if idx is None and n < 2**31 else (sel if idx is None else idx[sel])
+            alive = None
+        stat = {"iteration": it, "rows_removed": int(n_before - n_alive), "users_removed": n_bad_u,
+                "items_removed": n_bad_v, "rows_left": int(n_alive)}
         iterations.append(stat)
         log.info("k-core %s (k_user=%d, k_item=%d) iteration %d: removed %d rows (%d users, %d items), %d left",
                  what, k_user, k_item, it, stat["rows_removed"], n_bad_u, n_bad_v, stat["rows_left"])
         if on_iteration is not None:
             on_iteration(stat)
-        if len(u) == 0:
+        if n_alive == 0:
             binding = []
             if k_user > start["max_user_degree"]:
                 binding.append(f"k_user={k_user} > max user degree {start['max_user_degree']}")
@@ -114,7 +132,11 @@ def kcore(users: np.ndarray, items: np.ndarray, k_user: int, k_item: int, *,
                 f"{start['rows']:,} rows, {start['users']:,} users, {start['items']:,} items, max degree "
                 f"user {start['max_user_degree']}, item {start['max_item_degree']}",
                 fix="lower the k (config kcore.*) or use a denser dataset")
-    mask[idx] = True
+    if idx is None:
+        mask = alive if alive is not None else np.ones(n, dtype=bool)
+    else:
+        mask = np.zeros(n, dtype=bool)
+        mask[idx if alive is None else idx[alive]] = True
     return KCoreResult(mask, iterations)
 
 
