@@ -315,7 +315,7 @@ def ingest(reads: Sequence[ReadResult], rule: DomainRule, *, file_domains: Seque
         t, dropped = assign_domains(r.table, rule, file_domain=fd, item_categories=item_categories, path=r.path)
         parts.append(t)
         no_domain += dropped
-    table = pa.concat_tables(parts) if parts else None
+    table = pa.concat_tables(parts, promote_options="permissive") if parts else None
     paths = ", ".join(r.path for r in reads)
     if table is None or table.num_rows == 0:
         raise InputError(f"no rows left after domain assignment ({no_domain} rows had no domain)", path=paths,

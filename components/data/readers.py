@@ -368,9 +368,7 @@ def read_jsonl(path: str, *, columns: Mapping[str, str | None] | None = None) ->
         try:
             raw = pajson.read_json(path, parse_options=pajson.ParseOptions(
                 explicit_schema=schema, unexpected_field_behavior="ignore", newlines_in_values=False))
-            with open(path, "rb") as f:
-                data = f.read()
-            n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+            n_lines = _count_lines(path)
             if raw.num_rows == n_lines:  # no blank lines: row i is line i + 1
                 table = raw
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -382,6 +380,16 @@ def read_jsonl(path: str, *, columns: Mapping[str, str | None] | None = None) ->
         good, rej = _analyze(path, t, lambda idx: np.asarray(idx) + 1, lambda ls: _raw_lines(path, ls))
         return ReadResult(path, good, rej)
     return _read_jsonl_slow(path, wanted)
+
+
+def _count_lines(path: str, chunk: int = 1 << 24) -> int:
+    """Physical lines of a file (a final line without newline counts), read in chunks."""
+    n, last = 0, b"\n"
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            n += block.count(b"\n")
+            last = block[-1:]
+    return n + (0 if last == b"\n" else 1)
 
 
 def _check_json_fields(path: str, table: pa.Table, wanted: dict[str, str]) -> None:
