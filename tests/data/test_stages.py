@@ -71,3 +71,21 @@ def test_ml1m_recipe_locates_the_wheel_or_says_how_to_install():
         assert (folder / "ml-1m.inter").is_file()
         cfg = load_config(PCRecConfig, ROOT / "configs" / "pcrec" / "default.yaml", [])
         assert any(f.endswith("ml-1m.inter") for f in data_files(cfg))
+
+
+def test_ingest_synthetic_recipe_and_amazon_files_per_domain(tmp_path):
+    cfg = load_config(PCRecConfig, None, ["data.recipe=synthetic", "data.synthetic.n_interactions=3000",
+                                          "data.synthetic.n_users=300", "seed=5"])
+    m = run("ingest", cfg, tmp_path / "a", {})
+    assert m["stats"]["rows"] == 3000 and m["stats"]["shared_users"] > 0
+    src = (ROOT / "data/fixtures/amazon.jsonl").read_text()
+    (tmp_path / "books.jsonl").write_text(src)
+    (tmp_path / "movies.jsonl").write_text(src.replace('"B00', '"M00'))
+    files = (f"data.files=[{{path: {tmp_path / 'books.jsonl'}, domain: source}}, "
+             f"{{path: {tmp_path / 'movies.jsonl'}, domain: target}}]")
+    cfg = load_config(PCRecConfig, None, [files])
+    m = run("ingest", cfg, tmp_path / "b", {})
+    st = m["stats"]
+    assert st["source"]["interactions"] == 6 == st["target"]["interactions"] and st["shared_users"] == 3
+    items = Store(str(tmp_path / "b")).artifact("pcrec", "ingest", "fp-ingest").df("items")
+    assert set(items[items.domain == "target"].item) == {"M001", "M002", "M003"}
