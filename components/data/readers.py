@@ -329,13 +329,9 @@ def read_delimited(path: str, *, delimiter: str = ",", columns: Mapping[str, str
     blank = np.ones(table.num_rows, dtype=bool)
     for c in table.column_names:
         blank &= table.column(c).is_null().to_numpy(zero_copy_only=False)
-    blank_lines = []
-    field_rejects = []
-    for number, text, exp, act in skipped:
-        if not text.strip():
-            blank_lines.append(number)
-        else:
-            field_rejects.append((number, f"wrong field count (expected {exp}, got {act})", text))
+    # blank lines arrive as all-null rows (dropped silently); the handler only sees bad field counts
+    field_rejects = [(number, f"wrong field count (expected {exp}, got {act})", text)
+                     for number, text, exp, act in skipped]
     line_of = _line_mapper(2, np.array([s[0] for s in skipped], dtype=np.int64))
     good, rej = _analyze(path, table, line_of, lambda ls: _raw_lines(path, ls), blank=blank)
     if field_rejects:
