@@ -50,6 +50,17 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def all_reduce_mean_grads(params) -> None:
+    """Average the gradients of ``params`` over ranks (data parallelism without a DDP wrapper)."""
+    if not _dist_ready():
+        return
+    world = torch.distributed.get_world_size()
+    for p in params:
+        if p.grad is not None:
+            torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.SUM)
+            p.grad.div_(world)
+
+
 def perplexity_from_counts(counts: torch.Tensor) -> float:
     """exp(H(p)) of the empirical code distribution given per-code counts (K,)."""
     total = counts.sum()

@@ -23,7 +23,7 @@ PIPELINE = Pipeline(
         Stage("ingest", run_ingest, config_keys=("data",), external_inputs=data_files,
               description="images (idx / npz / class folders) -> Parquet"),
         Stage("train_vq", run_train_vq, inputs=("ingest",), config_keys=("model", "vq", "train"),
-              kind="driver", description="VQ-VAE(-2) under Ray Train"),
+              kind="driver", version=2, description="VQ-VAE(-2) under Ray Train"),
         Stage("extract_codes", run_extract_codes, inputs=("ingest", "train_vq"),
               description="codes per image: image_id, top, bottom"),
         Stage("train_priors", run_train_priors, inputs=("ingest", "extract_codes"),

@@ -15,6 +15,7 @@ def prior_train_loop(config: dict) -> None:
     """Per-worker loop: one Adam over the priors of every level (their losses are independent)."""
     import ray.train
     from components.vq.build import build_priors, prior_losses
+    from components.vq.quantizer import all_reduce_mean_grads
 
     torch.manual_seed(config["seed"])
     torch.set_num_threads(config["threads"])
@@ -23,6 +24,7 @@ def prior_train_loop(config: dict) -> None:
     df = pd.read_parquet(config["codes_path"])
     L, shapes = config["kwargs"]["levels"], config["shapes"]
     tr, te = df[df.split == "train"], df[df.split == "test"]
+    n_per_rank = len(tr) // world         # same step count on every rank (collectives must match)
     codes_tr = [c[rank::world] for c in codes_of(tr, L, shapes)]
     lab_tr = torch.from_numpy(tr.label.to_numpy(copy=True))[rank::world].clamp_min(0)
     codes_te = codes_of(te, L, shapes)
@@ -35,16 +37,17 @@ def prior_train_loop(config: dict) -> None:
         priors.load_state_dict(state["priors"])
         opt.load_state_dict(state["opt"])
         start, history = state["epoch"] + 1, state["history"]
-    core = priors
-    if world > 1:
-        priors = ray.train.torch.prepare_model(priors)
-        core = priors.module
+    device = ray.train.torch.get_device()
+    core = priors.to(device)
+    codes_tr = [c.to(device) for c in codes_tr]
+    codes_te = [c.to(device) for c in codes_te]
+    lab_tr, lab_te = lab_tr.to(device), lab_te.to(device)
     bs, n = config["batch_size"], len(codes_tr[0])
     g = torch.Generator().manual_seed(config["seed"] * 1000 + rank + 1)
     for epoch in range(start, config["epochs"]):
         core.train()
         perm = torch.randperm(n, generator=g)
-        steps, tot = n // bs, [0.0] * L
+        steps, tot = n_per_rank // bs, [0.0] * L
         t0 = time.perf_counter()
         for s in range(steps):
             idx = perm[s * bs:(s + 1) * bs]
@@ -52,6 +55,7 @@ def prior_train_loop(config: dict) -> None:
             loss = sum(losses)
             opt.zero_grad()
             loss.backward()
+            all_reduce_mean_grads(core.parameters())
             opt.step()
             tot = [a + float(b.detach()) for a, b in zip(tot, losses)]
         dt = time.perf_counter() - t0
@@ -67,7 +71,7 @@ def prior_train_loop(config: dict) -> None:
             m[f"train_bits_l{l}"] = tot[l] / max(steps, 1) / math.log(2)
             m[f"test_bits_l{l}"] = held[l] / max(len(codes_te[0]), 1) / math.log(2)
         history.append(m)
-        rt.report(m, {"priors": core.state_dict(), "opt": opt.state_dict(), "epoch": epoch,
+        rt.report(m, {"priors": {k: v.cpu() for k, v in core.state_dict().items()}, "opt": opt.state_dict(), "epoch": epoch,
                       "history": history})
 
 

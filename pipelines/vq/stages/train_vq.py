@@ -7,6 +7,8 @@ import time
 import pandas as pd
 import torch
 
+from components.vq.metrics import reconstruction_metrics
+from components.vq.vqvae import HierarchicalVQVAE
 from pipelines.core import train as rt
 from pipelines.vq.stages.common import images_of, vq_spec
 
@@ -14,7 +16,7 @@ from pipelines.vq.stages.common import images_of, vq_spec
 def vq_train_loop(config: dict) -> None:
     """Per-worker loop: shards the training images by rank, reports per-epoch metrics."""
     import ray.train
-    from components.vq.quantizer import usage_stats
+    from components.vq.quantizer import all_reduce_mean_grads, usage_stats
     from components.vq.vqvae import HierarchicalVQVAE, VQVAESpec
 
     torch.manual_seed(config["seed"])
@@ -23,6 +25,7 @@ def vq_train_loop(config: dict) -> None:
     rank, world = tctx.get_world_rank(), tctx.get_world_size()
     df = pd.read_parquet(config["images_path"])
     x, _, _ = images_of(df, config["image_size"], "train")
+    n_per_rank = len(x) // world          # same step count on every rank (collectives must match)
     x = x[rank::world]
     model = HierarchicalVQVAE(VQVAESpec(**config["spec"]))
     opt = torch.optim.Adam(model.parameters(), lr=config["lr"])
@@ -32,25 +35,25 @@ def vq_train_loop(config: dict) -> None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start, history = state["epoch"] + 1, state["history"]
-    core = model
-    if world > 1:
-        model = ray.train.torch.prepare_model(model)
+    device = ray.train.torch.get_device()
+    model.to(device)
     bs, var = config["batch_size"], config["data_variance"]
     g = torch.Generator().manual_seed(config["seed"] * 1000 + rank)
     for epoch in range(start, config["epochs"]):
         model.train()
         perm = torch.randperm(len(x), generator=g)
-        steps = len(perm) // bs
+        steps = n_per_rank // bs
         if config["max_steps"]:
             steps = min(steps, config["max_steps"])
         sums = {"loss": 0.0, "recon": 0.0}
         counts = None
         t0 = time.perf_counter()
         for s in range(steps):
-            xb = x[perm[s * bs:(s + 1) * bs]]
+            xb = x[perm[s * bs:(s + 1) * bs]].to(device)
             out = model(xb)
             opt.zero_grad()
             out.loss.backward()
+            all_reduce_mean_grads(model.parameters())     # EMA statistics are all-reduced inside
             opt.step()
             sums["loss"] += float(out.loss.detach())
             sums["recon"] += float(out.recon_loss.detach())
@@ -65,7 +68,7 @@ def vq_train_loop(config: dict) -> None:
             st = usage_stats(c)          # counts are already summed over ranks by the quantiser
             m[f"perplexity_l{l}"], m[f"codes_used_l{l}"] = st["perplexity"], st["codes_used"]
         history.append(m)
-        rt.report(m, {"model": core.state_dict(), "opt": opt.state_dict(), "epoch": epoch,
+        rt.report(m, {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "opt": opt.state_dict(), "epoch": epoch,
                       "history": history})
 
 
@@ -86,7 +89,12 @@ def run_train_vq(ctx) -> None:
     hist = pd.DataFrame(state["history"])
     ctx.out.write_table("history", hist)
     last = hist.iloc[-1].to_dict()
-    ctx.out.stats(**{k: float(v) for k, v in last.items()})
+    model = HierarchicalVQVAE(spec)
+    model.load_state_dict(state["model"])
+    xt, _, _ = images_of(df, cfg.data.image_size, "test")
+    held = reconstruction_metrics(model, xt, float(x.var())) if len(xt) else {}
+    ctx.out.write_json("test_metrics", held)
+    ctx.out.stats(**{k: float(v) for k, v in last.items()}, **{f"test_{k}": v for k, v in held.items()})
     ctx.log("model=%s levels=%d: epoch %d nmse %.4f perplexity_l0 %.1f, %.0f images/s",
             cfg.model, spec.levels, int(last["epoch"]), last["nmse"], last["perplexity_l0"],
             last["images_per_s"])
