@@ -53,13 +53,13 @@ def positional_features(batch: SubgraphBatch, pos_dim: int, *, sign_flip: bool =
     gid = batch.node_graph_ids()
     local = torch.arange(N) - batch.node_ptr[:-1].repeat_interleave(n)
     s, d = batch.directed_edges()
-    A = torch.zeros((S, m, m), dtype=torch.float64)
+    A = torch.zeros((S, m, m), dtype=torch.float32)  # float32: ~1.5x faster eigh, ample here
     A[gid[s], local[s], local[d]] = 1.0
     deg = A.sum(-1)
     dinv = deg.clamp(min=1.0).rsqrt()
     M = dinv[:, :, None] * A * dinv[:, None, :]
     pad = torch.arange(m)[None, :] >= n[:, None]             # (S, m)
-    M = M + torch.diag_embed(pad.to(torch.float64) * _PAD_EIG)
+    M = M + torch.diag_embed(pad.to(M.dtype) * _PAD_EIG)
     _, vec = torch.linalg.eigh(M)                             # ascending eigenvalues
     k = min(pos_dim, m)
     vec = vec.flip(-1)[:, :, :k]                              # largest first
@@ -70,7 +70,7 @@ def positional_features(batch: SubgraphBatch, pos_dim: int, *, sign_flip: bool =
     feat = torch.nn.functional.normalize(feat, p=2, dim=1)
     if k < pos_dim:
         feat = torch.nn.functional.pad(feat, (0, pos_dim - k))
-    return feat.to(torch.float32)
+    return feat
 
 
 def subgraph_features(batch: SubgraphBatch, pos_dim: int, *, sign_flip: bool = False,

@@ -10,6 +10,10 @@ from pipelines.pcrec.config import PCRecConfig
 from pipelines.pcrec.stages.ingest import data_files, run_ingest
 from pipelines.pcrec.stages.kcore import run_kcore
 from pipelines.pcrec.stages.split import run_split
+from pipelines.pcrec.stages.graph import run_graph
+from pipelines.pcrec.stages.pretrain import run_pretrain
+from pipelines.pcrec.stages.sample import run_sample
+from pipelines.pcrec.stages.target_embed import run_target_embed
 
 PIPELINE = Pipeline(
     name="pcrec",
@@ -22,5 +26,15 @@ PIPELINE = Pipeline(
               description="per-domain k-core (source 10, target 5), ids re-indexed"),
         Stage("split", run_split, inputs=("kcore",), config_keys=("split",),
               description="leave-one-out by time on the target (last = test, second-to-last = valid)"),
+        Stage("graph", run_graph, inputs=("kcore", "split"), config_keys=("graph",),
+              description="per-domain bipartite user-item graphs (from split/train) + shared users"),
+        Stage("sample", run_sample, inputs=("graph",), config_keys=("sample",),
+              description="two RWR r-ego views per source query node and epoch (positive pairs)"),
+        Stage("pretrain", run_pretrain, inputs=("graph", "sample"), config_keys=("pretrain",),
+              kind="driver",
+              description="GIN + MoCo (InfoNCE) pre-training on the source graph with Ray Train"),
+        Stage("target_embed", run_target_embed, inputs=("graph", "pretrain"),
+              config_keys=("target_embed",),
+              description="pre-trained encoder on target-domain ego views (transfer mode c)"),
     ],
 )

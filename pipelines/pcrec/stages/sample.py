@@ -1,0 +1,59 @@
+"""sample stage: the positive pairs (two RWR r-ego views per query) for pre-training.
+
+For each of ``sample.epochs`` epochs, ``sample.queries_per_epoch`` query nodes (users and
+items, drawn without replacement; all nodes when null) of the *source* graph get two
+independent views by :func:`components.pcrec.sampler.sample_views` (random walk with
+restart kept within ``sample.r`` hops, at most ``sample.max_nodes`` nodes). Sampling runs in
+vectorized batches of ``sample.batch_size`` queries.
+
+Output ``train``: one row per view — epoch, view (0|1), query (source node id), nodes
+(list<int64>, global node ids, query first), src/dst (list<int32>, local indices of the
+induced undirected edges, src < dst). ``pretrain`` reads it; node features are computed
+there (they include random sign flips that must differ per epoch).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from components.pcrec.sampler import RWRConfig, sample_views
+from pipelines.pcrec.stages.graph import load_graph
+
+
+def rwr_config(cfg) -> RWRConfig:
+    """The sampler parameters of a ``sample`` config section."""
+    return RWRConfig(r=cfg.r, restart_prob=cfg.restart_prob, max_nodes=cfg.max_nodes,
+                     num_walkers=cfg.num_walkers, walk_length=cfg.walk_length)
+
+
+def epoch_queries(num_nodes: int, per_epoch: int | None, seed: int, epoch: int) -> np.ndarray:
+    """The query nodes of one epoch (deterministic in ``seed`` and ``epoch``)."""
+    rng = np.random.default_rng([seed, epoch, 0x5A3])
+    n = num_nodes if per_epoch is None else min(per_epoch, num_nodes)
+    return np.sort(rng.choice(num_nodes, size=n, replace=False))
+
+
+def run_sample(ctx) -> None:
+    """Stage body: sample all epochs' view pairs and write them as one Parquet table."""
+    cfg = ctx.cfg.sample
+    g = load_graph(ctx.input("graph"), "source")
+    rwr = rwr_config(cfg)
+    parts, sizes = [], []
+    jobs = []
+    for e in range(cfg.epochs):
+        q = epoch_queries(g.num_nodes, cfg.queries_per_epoch, ctx.seed, e)
+        jobs += [(e, q[i:i + cfg.batch_size]) for i in range(0, len(q), cfg.batch_size)]
+    for epoch, q in ctx.progress(jobs, desc="views"):
+        views = sample_views(g, torch.from_numpy(q), rwr, seed=ctx.seed + 1_000_003 * epoch)
+        for v, b in enumerate(views):
+            parts.append(b.to_arrow(epoch=np.full(len(b), epoch, np.int32),
+                                    view=np.full(len(b), v, np.int8)))
+            sizes.append(b.num_nodes.float())
+    table = pa.concat_tables(parts)
+    ctx.out.write_table("train", table)
+    n = torch.cat(sizes)
+    ctx.out.stats(views=table.num_rows, epochs=cfg.epochs, mean_nodes=float(n.mean()),
+                  capped_fraction=float((n >= cfg.max_nodes).float().mean()))
+    ctx.log("%d views (%d epochs), mean %.1f nodes per view", table.num_rows, cfg.epochs,
+            float(n.mean()))

@@ -1,0 +1,128 @@
+"""graph -> sample -> pretrain -> target_embed on the tiny fixture (real Ray, Ray Train,
+DGL, Parquet), and checkpoint resume of the MoCo training loop."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from components.pcrec.graph import build_bipartite
+from components.pcrec.sampler import RWRConfig, sample_views
+from pipelines.core import train as rt
+from pipelines.core.stage import StageContext
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tiny_cfg():
+    from pipelines.pcrec.config import PCRecConfig
+
+    raw = yaml.safe_load((ROOT / "configs/pcrec/tiny.yaml").read_text())
+    raw["data"]["path"] = str(ROOT / raw["data"]["path"])
+    return PCRecConfig(**raw)
+
+
+def test_chain_on_tiny(ray_local, tmp_root):
+    from pipelines.core.runner import run_pipeline
+    from pipelines.pcrec.dag import PIPELINE
+    from pipelines.pcrec.stages.graph import load_graph
+    from pipelines.pcrec.stages.target_embed import load_encoder
+
+    cfg = _tiny_cfg()
+    # Ray Train in-process (num_workers=0) keeps this test inside its time budget; worker
+    # groups are exercised by benchmarks/bench_pretrain.py and the cluster tests
+    cfg.pretrain.trainer.num_workers = 0
+    res = run_pipeline(PIPELINE, cfg, str(tmp_root), until="target_embed", echo=False)
+    art = {s: res.store.artifact("pcrec", s, p.fingerprint) for s, p in res.plans.items()}
+    users = art["kcore"].df("users")
+
+    # graph: node counts from kcore, symmetric edges, no held-out target interaction
+    nodes = art["graph"].df("nodes")
+    for dom in ("source", "target"):
+        n = nodes[nodes.domain == dom]
+        assert (n.node_type == "user").sum() == (users.domain == dom).sum()
+    e = art["graph"].df("edges")
+    fwd = set(zip(e.domain, e.src, e.dst))
+    assert all((d, b, a) in fwd for d, a, b in fwd)
+    tg = load_graph(art["graph"], "target")
+    test = art["split"].df("test")
+    src, dst = tg.edges()
+    held = set(zip(test.uid.tolist(), (test.iid + tg.num_users).tolist()))
+    assert not held & set(zip(src.tolist(), dst.tolist()))
+    shared = art["graph"].df("shared_users")
+    assert len(shared) > 0 and set(shared.columns) == {"user", "source_uid", "target_uid"}
+
+    # sample: two views per query and epoch, query first, within r hops, capped
+    tab = art["sample"].table("train").to_pandas()
+    sg = load_graph(art["graph"], "source")
+    assert len(tab) == cfg.sample.epochs * sg.num_nodes * 2
+    assert all(n[0] == q for n, q in zip(tab.nodes, tab["query"]))
+    assert tab.nodes.map(len).max() <= cfg.sample.max_nodes
+    assert all(max(s, default=-1) < len(n) and max(d, default=-1) < len(n)
+               for n, s, d in zip(tab.nodes, tab.src, tab.dst))
+
+    # pretrain: every source node embedded (unit vectors of size dim), curve per epoch
+    emb = art["pretrain"].df("embeddings")
+    assert len(emb) == sg.num_nodes and set(emb.domain) == {"source"}
+    mat = np.stack(emb.embedding.to_numpy())
+    assert mat.shape[1] == cfg.pretrain.dim
+    np.testing.assert_allclose(np.linalg.norm(mat, axis=1), 1.0, rtol=1e-4)
+    curve = art["pretrain"].df("curve")
+    assert list(curve.epoch) == list(range(cfg.pretrain.epochs)) and np.isfinite(curve.loss).all()
+    enc, meta = load_encoder(art["pretrain"])
+    assert meta["pos_dim"] == cfg.pretrain.pos_dim and meta["sampler"]["r"] == cfg.sample.r
+
+    # target_embed: every target node, same space
+    temb = art["target_embed"].df("embeddings")
+    assert len(temb) == tg.num_nodes and set(temb.node_type) == {"user", "item"}
+    assert len(np.stack(temb.embedding.to_numpy())[0]) == cfg.pretrain.dim
+
+
+HP = {"dim": 8, "hidden": 8, "num_layers": 2, "degree_dim": 4, "max_degree": 16, "pos_dim": 4,
+      "queue_size": 32, "momentum": 0.9, "temperature": 0.2, "lr": 0.01, "weight_decay": 0.0,
+      "batch_size": 8, "threads": 1, "use_gpu": False}
+
+
+def _sample_table():
+    import pyarrow as pa
+
+    rng = np.random.default_rng(0)
+    g = build_bipartite(rng.integers(0, 20, 120), rng.integers(0, 15, 120), 20, 15)
+    parts = []
+    for epoch in range(2):
+        q = torch.arange(g.num_nodes)
+        for v, b in enumerate(sample_views(g, q, RWRConfig(max_nodes=8, num_walkers=4, walk_length=4),
+                                           seed=epoch)):
+            parts.append(b.to_arrow(epoch=np.full(len(b), epoch, np.int32), view=np.full(len(b), v, np.int8)))
+    return pa.concat_tables(parts)
+
+
+def test_resume_reproduces_state(ray_local, tmp_path):
+    import ray
+
+    from pipelines.pcrec.stages.pretrain import train_loop
+
+    ref = ray.put(_sample_table())
+
+    def fit(where, epochs):
+        ctx = StageContext(pipeline="pcrec", stage="pretrain", cfg=None, inputs={}, out=None,
+                           scratch_dir=str(tmp_path / where), fingerprint="0" * 64)
+        res = rt.fit(ctx, train_loop, {"hp": HP | {"epochs": epochs}, "seed": 3, "data_ref": ref},
+                     rt.TrainerConfig(num_workers=0, max_failures=0), name="moco")
+        return rt.final_state(res)
+
+    straight = fit("a", 3)
+    first = fit("b", 1)
+    assert first["epoch"] == 0 and len(first["curve"]) == 1
+    resumed = fit("b", 3)                         # same storage: continues at epoch 1
+    assert [r["epoch"] for r in resumed["curve"]] == [0, 1, 2]
+    assert resumed["curve"][0] == first["curve"][0]
+    assert [r["loss"] for r in resumed["curve"]] == [r["loss"] for r in straight["curve"]]
+    for k, v in straight["moco"].items():
+        assert torch.equal(v, resumed["moco"][k]), k
+    # 35 queries, batch 8 -> 4 equal steps of 8 pairs per epoch; 96 keys went through the queue
+    assert [r["pairs"] for r in straight["curve"]] == [32, 32, 32]
+    assert int(straight["moco"]["queue_ptr"]) == (3 * 32) % 32
