@@ -14,6 +14,11 @@ from pipelines.pcrec.stages.graph import run_graph
 from pipelines.pcrec.stages.pretrain import run_pretrain
 from pipelines.pcrec.stages.sample import run_sample
 from pipelines.pcrec.stages.target_embed import run_target_embed
+from pipelines.pcrec.stages.baselines import run_baselines
+from pipelines.pcrec.stages.evaluate import run_evaluate
+from pipelines.pcrec.stages.finetune import run_finetune
+from pipelines.pcrec.stages.recommend import run_recommend
+from pipelines.pcrec.stages.report import run_report
 
 PIPELINE = Pipeline(
     name="pcrec",
@@ -36,5 +41,20 @@ PIPELINE = Pipeline(
         Stage("target_embed", run_target_embed, inputs=("graph", "pretrain"),
               config_keys=("target_embed",),
               description="pre-trained encoder on target-domain ego views (transfer mode c)"),
+        Stage("finetune", run_finetune, inputs=("kcore", "split", "pretrain", "target_embed"),
+              config_keys=("finetune",), kind="driver",
+              description="BPR-MF on the target under transfer modes (a)-(d) x seeds, one Ray Train fit"),
+        Stage("baselines", run_baselines, inputs=("kcore", "split"),
+              config_keys=("finetune", "baselines"), kind="driver",
+              description="LightGCN on the target only; MF on source+target merged (joint)"),
+        Stage("evaluate", run_evaluate, inputs=("kcore", "split", "finetune", "baselines"),
+              config_keys=("evaluate",),
+              description="test HR/NDCG@{5,10,20}, MRR: full ranking and 1+99 sampled, per user"),
+        Stage("recommend", run_recommend, inputs=("kcore", "split", "finetune", "baselines"),
+              config_keys=("recommend",),
+              description="top-K unseen target items per user (model chosen on validation)"),
+        Stage("report", run_report, inputs=("evaluate", "finetune", "baselines", "pretrain"),
+              config_keys=("report",),
+              description="method x metric table, gains over BPR-MF over seeds, plots, report.md"),
     ],
 )
