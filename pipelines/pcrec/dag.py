@@ -54,7 +54,7 @@ PIPELINE = Pipeline(
               config_keys=("recommend",),
               description="top-K unseen target items per user (model chosen on validation)"),
         Stage("report", run_report, inputs=("evaluate", "finetune", "baselines", "pretrain"),
-              config_keys=("report",),
+              config_keys=("report",), kind="driver",  # driver: the table prints without Ray prefixes
               description="method x metric table, gains over BPR-MF over seeds, plots, report.md"),
     ],
 )
