@@ -175,16 +175,18 @@ def expand_trials(spec: TuneSpec, base_dump: dict) -> list[dict]:
             params = {a.column: v for a, v in zip(grid_axes, combo)}
             params.update({a.column: a.draw(rng) for a in rand_axes})
             trials.append(params)
+    ref = None
     if spec.default is not None:
-        ref = {a.column: _get(base_dump, a.column) for a in spec.space}
-        ref.update(spec.default)
-        unknown = set(spec.default) - set(ref) - {a.column for a in spec.space}
+        searched = {a.column for a in spec.space}
+        unknown = set(spec.default) - searched
         if unknown:
-            raise ConfigError(f"tune default: keys {sorted(unknown)} are not searched axes")
+            raise ConfigError(f"tune default: keys {sorted(unknown)} are not searched axes "
+                              f"(axes: {', '.join(sorted(searched))})")
+        # searched keys the default does not name keep their base-config values (if set)
+        ref = {c: v for c in searched if (v := _get(base_dump, c)) is not None}
+        ref.update(spec.default)
         if ref not in trials:
             trials.append(ref)
-    ref = None if spec.default is None else {**{a.column: _get(base_dump, a.column) for a in spec.space},
-                                             **spec.default}
     return [{"trial": i, "is_default": p == ref, "params": p} for i, p in enumerate(trials)]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +17,7 @@ from pipelines.pcrec.config import PCRecConfig
 from pipelines.pcrec.tune import TuneSpec, expand_trials, load_spec, run_search, trial_tree
 
 REPO = Path(__file__).resolve().parents[2]
+PIPE = os.environ.get("RECGEN_TUNE_TEST_PIPELINE", "pcrec")
 TINY = REPO / "configs" / "pcrec" / "tiny.yaml"
 
 
@@ -42,6 +44,10 @@ def test_bad_space_is_a_config_error(tmp_path):
     p.write_text("space: [{path: sample.r, grid: [1], choice: [2]}]\n")
     with pytest.raises(ConfigError, match="exactly one of grid, choice"):
         load_spec(p)
+
+
+def _echo(msg):
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
 class _InterruptOnce:
@@ -77,23 +83,23 @@ def test_tune_two_trials_interrupted_and_resumed(ray_local, tmp_path):
         "fixed": {"finetune.modes": ["pretrain_init"], "finetune.seeds": [0],
                   "finetune.train.eval_every": 1, "finetune.checkpoint_every": 1,
                   "finetune.trainer.num_workers": 1},
-        "default": {"finetune.train.loss.name": "logit_margin"},
+        "default": {"finetune.train.loss.name": "logit_margin", "finetune.train.loss.params.m": 0.0},
         "roles": {"loss": "finetune.train.loss.name", "margin": "finetune.train.loss.params.m"},
         "test_metric": {"method": "pretrain_init", "metric": "ndcg@10", "protocol": "full"},
-        "eval_fixed": {"baselines.methods": ["joint_mf"]},
+        "eval_fixed": {"baselines.methods": ["joint_mf"], "evaluate.sampled_negatives": 4},
         "scheduler": {"max_t": 20, "grace_period": 20},
         "max_concurrent_trials": 1,
     })
     root = str(tmp_path / "art")
     flag = str(tmp_path / "interrupted")
     with pytest.raises(KeyboardInterrupt):
-        run_search("pcrec", base, spec, root, callbacks=[_InterruptOnce(flag)()], echo=lambda *a: None)
+        run_search(PIPE, base, spec, root, callbacks=[_InterruptOnce(flag)()], echo=_echo)
     out_dir = tmp_path / "art" / "pcrec" / "tune" / "t"
     assert not (out_dir / "results.parquet").exists()
     done_before = {p.parent.name for p in (tmp_path / "art" / "pcrec" / "finetune").glob("*/_manifest.json")}
     assert len(done_before) == 1                          # one trial finished before the interruption
 
-    out = run_search("pcrec", base, spec, root, resume=True, echo=lambda *a: None)
+    out = run_search(PIPE, base, spec, root, resume=True, echo=_echo)
     res = pd.read_parquet(out_dir / "results.parquet")
     assert len(res) == 2 and (res.status == "TERMINATED").all()
     assert res.value.between(0, 1).all()
@@ -116,5 +122,6 @@ def test_tune_two_trials_interrupted_and_resumed(ray_local, tmp_path):
     assert (out_dir / "ndcg_vs_margin.png").stat().st_size > 1000
     assert "| trial |" in (out_dir / "results.md").read_text()
     with pytest.raises(ConfigError, match="search space, seed or base config changed"):
-        changed = spec.model_copy(update={"seed": 2})
-        run_search("pcrec", base, changed, root, resume=True, echo=lambda *a: None)
+        changed = spec.model_copy(update={"space": [spec.space[0].model_copy(update={"grid": ["exp"]}),
+                                                    *spec.space[1:]]})
+        run_search(PIPE, base, changed, root, resume=True, echo=_echo)
