@@ -13,7 +13,8 @@ Model (a latent topic model, so there is something to learn and to transfer):
   domains, source behaviour predicts target behaviour.
 * Rating 1..5 grows with ``theta_u[topic]``; ts uniform in one year.
 
-Everything is vectorized and done in chunks, so 50M rows take about a minute and ~2 GB.
+Everything is vectorized and done in chunks: 50M rows took 82 CPU-seconds and 6.5 GB peak RSS
+(4.2M users, 208k items).
 :func:`generate_arrays` returns integer arrays (for k-core benchmarks);
 :func:`generate` returns the canonical Arrow table (string ids ``u<k>``, ``s<k>``, ``t<k>``).
 """
