@@ -59,12 +59,13 @@ class InputPlan:
 
 
 def plan_inputs(inputs: Mapping[str, Any], frames: int | None = None,
-                segments: int | None = None) -> list[InputPlan]:
+                segments: int | None = None, snippet: int | None = None) -> list[InputPlan]:
     """Plans for a model's ``{name: InputSpec}`` with the densest clip input at ``frames`` frames.
 
     Other clip inputs keep their ratio to the densest one (SlowFast: slow = fast / alpha).
     ``frames=None`` keeps the published frame counts. ``segments=K`` (TSN) instead splits each
-    clip input's ``frames`` into ``K`` snippets of ``frames / K`` consecutive frames.
+    clip input's ``frames`` into ``K`` snippets of ``snippet`` (default ``frames / K``)
+    consecutive frames.
     """
     clip_specs = {k: s for k, s in inputs.items() if s.layout == "BCTHW"}
     densest = max((s.frames for s in clip_specs.values()), default=1)
@@ -77,10 +78,11 @@ def plan_inputs(inputs: Mapping[str, Any], frames: int | None = None,
             raise ConfigError(f"input '{name}': {s.channels} channels is not a multiple of {per} ({s.modality})")
         steps = 1
         if segments and s.layout == "BCTHW":
-            if s.frames % segments or s.channels != per:
+            n = snippet or s.frames // segments
+            if n < 1 or s.channels != per:
                 raise ConfigError(f"input '{name}': {s.frames} frames x {s.channels} channels cannot be cut into "
                                   f"{segments} TSN segments")
-            plans.append(InputPlan(name, s.modality, s.layout, segments, s.frames // segments, "time"))
+            plans.append(InputPlan(name, s.modality, s.layout, segments, n, "time"))
             continue
         if s.layout == "BCTHW":
             if densest % s.frames:

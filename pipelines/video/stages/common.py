@@ -40,8 +40,11 @@ def make_dataset(cfg, index: pd.DataFrame, *, train: bool, flows: dict[str, str]
                  temporal_views: int = 1, spatial_views: int = 1) -> ClipDataset:
     """The ClipDataset feeding ``cfg.model.name`` at the run's clip budget."""
     spec = models.spec(cfg.model.name)
-    segments = getattr(build_model(cfg, 2), "segments", None) if spec.family == "tsn" else None
-    plans = plan_inputs(spec.inputs, cfg.clip.frames, segments=segments)
+    segments = snippet = None
+    if spec.family == "tsn":   # K and the snippet length n are properties of the built model
+        probe = build_model(cfg, 2)
+        segments, snippet = probe.segments, probe.n
+    plans = plan_inputs(spec.inputs, cfg.clip.frames, segments=segments, snippet=snippet)
     needs_flow = any(p.modality == "flow" for p in plans)
     if needs_flow and not flows and cfg.flow.enabled:
         raise ConfigError("model needs flow but the flow cache is empty")

@@ -1,0 +1,114 @@
+"""Results table of the `video` pipeline on the procedural motion dataset (docs/video.md).
+
+Runs `recgen run video` (pipelines.core.runner, embedded Ray) once per (model, seed) at one
+fixed small CPU budget, reads each run's evaluate/metrics.json and prints a Markdown table of
+top-1 / top-5 (mean +- std over seeds) beside chance. The data (ingest, flow) of a seed is
+shared by all models of that seed (cache hits).
+
+    python benchmarks/video_results.py                      # full table (12 classes x 16 clips, 4 epochs)
+    python benchmarks/video_results.py --quick              # 1 seed, fewer clips, 2 models
+    python benchmarks/video_results.py --models r3d tsn     # a subset (keys of MODELS)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import numpy as np  # noqa: E402
+
+# key: (row label, registry name, builder kwargs, extra --set overrides)
+MODELS = {
+    "frame2d": ("single-frame 2D (TSN-RGB, K=1)", "tsn_rgb", {"segments": 1, "backbone": "resnet18", "width": 16}, []),
+    "two_stream": ("two-stream (late fusion, L=10 flow)", "two_stream", {"backbone": "resnet18", "width": 16}, []),
+    "tsn": ("TSN-flow (K=3, L=5)", "tsn_flow", {"backbone": "resnet18", "width": 16}, []),
+    "r3d": ("R3D-18 (width/4)", "r3d_18", {"planes": [16, 32, 64, 128]}, []),
+    "r2plus1d": ("R(2+1)D-18 (width/4)", "r2plus1d_18", {"planes": [16, 32, 64, 128]}, []),
+    "slowfast": ("SlowFast 8x8 (width 16, 1 block/stage)", "slowfast_r50_8x8", {"width": 16, "depths": [1, 1, 1, 1]}, []),
+    "x3d": ("X3D-XS", "x3d_xs", {}, []),
+}
+
+
+def budget_sets(quick: bool) -> list[str]:
+    per_class, val, epochs = (6, 3, 2) if quick else (16, 6, 4)
+    return [f"data.motion.train_per_class={per_class}", f"data.motion.val_per_class={val}",
+            "data.motion.size=32", "data.motion.num_frames=24", "flow.method=dis", "decode.resize=28",
+            "clip.frames=8", "clip.stride=2", "clip.size=24", f"train.epochs={epochs}", "train.batch_size=16",
+            "train.lr=0.003", "train.threads=2", "train.trainer.num_workers=0", "evaluate.temporal_views=2",
+            "evaluate.spatial_views=3", "embed.splits=[val]"]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--models", nargs="*", default=None, help=f"subset of {list(MODELS)}")
+    ap.add_argument("--seeds", type=int, nargs="*", default=None)
+    ap.add_argument("--artifacts", default="artifacts/bench-video")
+    ap.add_argument("--out", default=None, help="write the rows as JSON here")
+    args = ap.parse_args()
+    keys = args.models or (["frame2d", "r3d"] if args.quick else list(MODELS))
+    seeds = args.seeds or ([0] if args.quick else [0, 1])
+
+    from pipelines.core.config import load_config
+    from pipelines.core.ray_env import init_ray, shutdown_ray
+    from pipelines.core.runner import run_pipeline
+    from pipelines.video.dag import PIPELINE
+
+    init_ray(None, num_cpus=2)
+    rows = []
+    try:
+        for key in keys:
+            label, name, kwargs, extra = MODELS[key]
+            for seed in seeds:
+                sets = budget_sets(args.quick) + [f"seed={seed}", f"model.name={name}",
+                                                  f"model.kwargs={json.dumps(kwargs)}"] + extra
+                cfg = load_config(PIPELINE.config_cls, None, sets)
+                t0 = time.time()
+                res = run_pipeline(PIPELINE, cfg, args.artifacts, echo=False)
+                ev = res.record["stages"]["evaluate"]["dir"]
+                tr = res.record["stages"]["train"]["dir"]
+                m = json.load(open(os.path.join(ev, "metrics.json")))
+                man = json.load(open(os.path.join(tr, "_manifest.json")))
+                row = {"key": key, "model": label, "registry": name, "seed": seed,
+                       "top1": m["multi_view"]["top1"], "top5": m["multi_view"]["top5"],
+                       "top1_1view": m["single_view"]["top1"], "chance": m["chance"],
+                       "params": man["stats"]["params"], "clips_per_s": man["stats"]["mean_clips_per_s"],
+                       "train_s": man["wall_time_s"], "wall_s": round(time.time() - t0, 1)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                if args.out:
+                    with open(args.out, "w") as f:
+                        json.dump(rows, f, indent=2)
+    finally:
+        shutdown_ray()
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(rows, f, indent=2)
+    print()
+    print(table(rows))
+    return 0
+
+
+def table(rows: list[dict]) -> str:
+    out = ["| model | params | top-1 (6 views) | top-1 (1 view) | top-5 | train clips/s | seeds |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+    for key in dict.fromkeys(r["key"] for r in rows):
+        rs = [r for r in rows if r["key"] == key]
+        def ms(f):
+            v = np.array([r[f] for r in rs])
+            return f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v.mean():.3f}"
+        out.append(f"| {rs[0]['model']} | {rs[0]['params'] / 1e6:.2f}M | {ms('top1')} | {ms('top1_1view')} | "
+                   f"{ms('top5')} | {np.mean([r['clips_per_s'] for r in rs]):.1f} | "
+                   f"{','.join(str(r['seed']) for r in rs)} |")
+    out.append(f"\nchance top-1 = {rows[0]['chance']:.3f}" if rows else "")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
