@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from components.video.models.layers import check_clip
@@ -27,6 +28,26 @@ from components.video.models.registry import InputSpec, ModelSpec, register
 
 
 # ---------------------------------------------------------------- convolution builders
+class TemporalConv3d(nn.Conv3d):
+    """A Conv3d whose kernel is kt x 1 x 1 (temporal or pointwise). Same parameters and result as
+    ``nn.Conv3d``; when it has no spatial stride or padding it runs as a 2D convolution with a
+    (kt, 1) kernel over a free (B, C, T, H*W) view, which is markedly faster on CPU than the 3D
+    kernel (see benchmarks/bench_video_models.py). ``TemporalConv3d.fast = False`` turns the 2D
+    path off (for that benchmark's ablation)."""
+
+    fast = True
+
+    def forward(self, x):
+        kt, kh, kw = self.kernel_size
+        if not self.fast or (kh, kw) != (1, 1) or self.stride[1:] != (1, 1) or tuple(self.padding[1:]) != (0, 0) \
+                or self.dilation != (1, 1, 1) or self.padding_mode != "zeros" or not x.is_contiguous():
+            return super().forward(x)
+        b, c, t, h, w = x.shape
+        y = F.conv2d(x.view(b, c, t, h * w), self.weight.view(self.out_channels, -1, kt, 1), self.bias,
+                     (self.stride[0], 1), (self.padding[0], 0), 1, self.groups)
+        return y.view(b, self.out_channels, y.shape[2], h, w)
+
+
 class Conv3DSimple(nn.Conv3d):
     """Full 3x3x3 convolution (R3D)."""
 
@@ -57,7 +78,7 @@ class Conv2Plus1D(nn.Sequential):
             nn.Conv3d(in_planes, midplanes, (1, 3, 3), (1, stride, stride), (0, padding, padding), bias=False),
             nn.BatchNorm3d(midplanes),
             nn.ReLU(inplace=True),
-            nn.Conv3d(midplanes, out_planes, (3, 1, 1), (stride, 1, 1), (padding, 0, 0), bias=False))
+            TemporalConv3d(midplanes, out_planes, (3, 1, 1), (stride, 1, 1), (padding, 0, 0), bias=False))
 
     @staticmethod
     def get_downsample_stride(stride):
@@ -112,11 +133,11 @@ class Bottleneck(nn.Module):
     def __init__(self, inplanes, planes, conv_builder, stride=1, downsample=None, temporal_kernel=1):
         super().__init__()
         kt = temporal_kernel
-        self.conv1 = nn.Sequential(nn.Conv3d(inplanes, planes, (kt, 1, 1), padding=(kt // 2, 0, 0), bias=False),
+        self.conv1 = nn.Sequential(TemporalConv3d(inplanes, planes, (kt, 1, 1), padding=(kt // 2, 0, 0), bias=False),
                                    nn.BatchNorm3d(planes), nn.ReLU(inplace=True))
         self.conv2 = nn.Sequential(conv_builder(planes, planes, _midplanes(planes, planes), stride),
                                    nn.BatchNorm3d(planes), nn.ReLU(inplace=True))
-        self.conv3 = nn.Sequential(nn.Conv3d(planes, planes * 4, 1, bias=False), nn.BatchNorm3d(planes * 4))
+        self.conv3 = nn.Sequential(TemporalConv3d(planes, planes * 4, 1, bias=False), nn.BatchNorm3d(planes * 4))
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
@@ -137,7 +158,7 @@ def make_layer(block, conv_builder, inplanes: int, planes: int, blocks: int, str
     downsample = None
     if stride != 1 or inplanes != out:
         downsample = nn.Sequential(
-            nn.Conv3d(inplanes, out, 1, stride=conv_builder.get_downsample_stride(stride), bias=False),
+            TemporalConv3d(inplanes, out, 1, stride=conv_builder.get_downsample_stride(stride), bias=False),
             nn.BatchNorm3d(out))
     layers = [block(inplanes, planes, conv_builder, stride, downsample, **kws[0])]
     for i in range(1, blocks):
@@ -160,7 +181,7 @@ class R2Plus1dStem(nn.Sequential):
     def __init__(self, in_channels=3, out=64):
         super().__init__(nn.Conv3d(in_channels, 45, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False),
                          nn.BatchNorm3d(45), nn.ReLU(inplace=True),
-                         nn.Conv3d(45, out, (3, 1, 1), 1, (1, 0, 0), bias=False),
+                         TemporalConv3d(45, out, (3, 1, 1), 1, (1, 0, 0), bias=False),
                          nn.BatchNorm3d(out), nn.ReLU(inplace=True))
 
 

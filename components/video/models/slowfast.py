@@ -19,7 +19,8 @@ from torch import nn
 
 from components.video.models.layers import ClipClassifier, check_clip, global_avg_pool, unpack_inputs
 from components.video.models.registry import InputSpec, ModelSpec, register
-from components.video.models.resnet3d import Bottleneck, Conv3DNoTemporal, PoolStem, init_weights, make_layer
+from components.video.models.resnet3d import (Bottleneck, Conv3DNoTemporal, PoolStem, TemporalConv3d, init_weights,
+                                               make_layer)
 
 
 class FuseFastToSlow(nn.Module):
@@ -27,8 +28,8 @@ class FuseFastToSlow(nn.Module):
 
     def __init__(self, fast_dim: int, alpha: int, kernel: int, ratio: int = 2):
         super().__init__()
-        self.conv = nn.Conv3d(fast_dim, fast_dim * ratio, (kernel, 1, 1), (alpha, 1, 1), (kernel // 2, 0, 0),
-                              bias=False)
+        self.conv = TemporalConv3d(fast_dim, fast_dim * ratio, (kernel, 1, 1), (alpha, 1, 1), (kernel // 2, 0, 0),
+                                   bias=False)
         self.bn = nn.BatchNorm3d(fast_dim * ratio)
         self.relu = nn.ReLU(inplace=True)
 

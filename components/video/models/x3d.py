@@ -18,7 +18,7 @@ from torch import nn
 
 from components.video.models.layers import ClipClassifier, SqueezeExcite3d, Swish, check_clip, round_width
 from components.video.models.registry import InputSpec, ModelSpec, register
-from components.video.models.resnet3d import ChannelwiseConv3d, init_weights, make_layer
+from components.video.models.resnet3d import ChannelwiseConv3d, TemporalConv3d, init_weights, make_layer
 
 
 class X3DBlock(nn.Module):
@@ -28,12 +28,12 @@ class X3DBlock(nn.Module):
 
     def __init__(self, inplanes, planes, conv_builder, stride=1, downsample=None, inner=None, se_ratio=0.0):
         super().__init__()
-        self.conv_a = nn.Sequential(nn.Conv3d(inplanes, inner, 1, bias=False), nn.BatchNorm3d(inner),
+        self.conv_a = nn.Sequential(TemporalConv3d(inplanes, inner, 1, bias=False), nn.BatchNorm3d(inner),
                                     nn.ReLU(inplace=True))
         self.conv_b = nn.Sequential(conv_builder(inner, inner, None, stride), nn.BatchNorm3d(inner))
         self.se = SqueezeExcite3d(inner, round_width(inner, se_ratio)) if se_ratio > 0 else nn.Identity()
         self.act = Swish()
-        self.conv_c = nn.Sequential(nn.Conv3d(inner, planes, 1, bias=False), nn.BatchNorm3d(planes))
+        self.conv_c = nn.Sequential(TemporalConv3d(inner, planes, 1, bias=False), nn.BatchNorm3d(planes))
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
@@ -55,7 +55,7 @@ class X3D(ClipClassifier):
         w = round_width(base_width, width_factor)
         self.stem = nn.Sequential(
             nn.Conv3d(in_channels, w, (1, 3, 3), (1, 2, 2), (0, 1, 1), bias=False),
-            nn.Conv3d(w, w, (5, 1, 1), 1, (2, 0, 0), groups=w, bias=False),
+            TemporalConv3d(w, w, (5, 1, 1), 1, (2, 0, 0), groups=w, bias=False),
             nn.BatchNorm3d(w), nn.ReLU(inplace=True))
         layers, cin = [], w
         for i, d in enumerate(base_depths):
