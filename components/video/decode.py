@@ -100,14 +100,16 @@ def probe(path: str, verify: bool = False) -> VideoInfo:
 
 
 def _verify(container, stream, path: str, header_frames: int) -> int:
-    """Demux every packet, decode the first and last frames; return the readable frame count."""
+    """Demux every packet, decode the first frame and the last GOP; return the readable frame count."""
     import av
 
-    packets = 0
+    packets, last_key = 0, None
     try:
         for packet in container.demux(stream):
             if packet.size:
                 packets += 1
+                if packet.is_keyframe and packet.pts is not None:
+                    last_key = packet.pts
     except av.error.FFmpegError as exc:
         raise InputError(f"truncated: demuxing failed after {packets} packets ({exc})", path=path,
                          fix="the file is incomplete; re-download or drop it") from exc
@@ -116,15 +118,18 @@ def _verify(container, stream, path: str, header_frames: int) -> int:
     if header_frames and packets < header_frames:
         raise InputError(f"truncated: header declares {header_frames} frames but only {packets} "
                          "packets are readable", path=path, fix="the file is incomplete; re-download or drop it")
-    # decode the first frame and the last frame (after a seek)
+    # decode the first frame, then the last GOP (seek to its keyframe) up to the last frame
     try:
-        container.seek(0, stream=stream, backward=True)
-        first = next(container.decode(stream), None)
-        if first is None:
+        container.seek(stream.start_time or 0, stream=stream, backward=True)
+        if next(container.decode(stream), None) is None:
             raise InputError("undecodable: the first frame does not decode", path=path, fix="drop this file")
-        last = None
-        for last in container.decode(stream):  # noqa: B007 - keep the final frame
-            pass
+        if last_key is not None:
+            container.seek(last_key, stream=stream, backward=True)
+        tail = 0
+        for _ in container.decode(stream):
+            tail += 1
+        if tail == 0:
+            raise InputError("undecodable: the last frames do not decode", path=path, fix="drop this file")
     except av.error.FFmpegError as exc:
         raise InputError(f"undecodable: {type(exc).__name__}: {exc}", path=path,
                          fix="the file is corrupt; re-encode or drop it") from exc

@@ -228,11 +228,9 @@ def build_index(candidates: pd.DataFrame, classes: Sequence[str] | None = None, 
         raise InputError(f"duplicate video_id {dup.iloc[0]!r} ({len(dup)} duplicates)",
                          fix="video ids must be unique; rename the files or use one layout")
     rows = candidates.to_dict("records")
-    it: Iterable = rows
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = pool.map(lambda r: _probe_row(r, verify), rows)
-        it = progress(results) if progress else results
-        results = list(it)
+        mapped = pool.map(lambda r: _probe_row(r, verify), rows)
+        results = list(progress(mapped) if progress else mapped)
     ok = [r for r in results if r["reason"] is None and r["num_frames"] >= min_frames]
     bad = [r if r["reason"] is not None else {**r, "reason": f"too short: {r['num_frames']} < {min_frames} frames"}
            for r in results if r["reason"] is not None or r["num_frames"] < min_frames]
