@@ -70,6 +70,15 @@ def test_model_builds_runs_and_matches_its_table(name):
         assert model(x).shape == (2, s.ref_classes)
 
 
+def test_width_and_channel_options_for_small_budgets():
+    torch.manual_seed(0)
+    for name in ("r3d_18", "mc3_18", "r2plus1d_18"):
+        m = build(name, 4, width=8, in_channels=2)           # e.g. a 2-channel flow clip
+        assert m(torch.randn(2, 2, 4, 32, 32)).shape == (2, 4)
+        assert count_params(m) < count_params(build(name, 4)) / 30
+    assert build("x3d_xs", 4, width_factor=1.0)(torch.randn(2, 3, 2, 32, 32)).shape == (2, 4)
+
+
 def test_x3d_expansions_share_weights_shapes_and_l_is_deeper():
     counts = {n: count_params(build(n, 400)) for n in ("x3d_xs", "x3d_s", "x3d_m", "x3d_l")}
     assert counts["x3d_xs"] == counts["x3d_s"] == counts["x3d_m"] < counts["x3d_l"]

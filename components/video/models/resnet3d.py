@@ -176,12 +176,13 @@ class BasicStem(nn.Sequential):
 
 
 class R2Plus1dStem(nn.Sequential):
-    """R(2+1)D stem: 1x7x7 (-> 45) then 3x1x1 (-> 64)."""
+    """R(2+1)D stem: 1x7x7 (-> 45 for out=64) then 3x1x1 (-> out)."""
 
     def __init__(self, in_channels=3, out=64):
-        super().__init__(nn.Conv3d(in_channels, 45, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False),
-                         nn.BatchNorm3d(45), nn.ReLU(inplace=True),
-                         TemporalConv3d(45, out, (3, 1, 1), 1, (1, 0, 0), bias=False),
+        mid = out * 45 // 64
+        super().__init__(nn.Conv3d(in_channels, mid, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False),
+                         nn.BatchNorm3d(mid), nn.ReLU(inplace=True),
+                         TemporalConv3d(mid, out, (3, 1, 1), 1, (1, 0, 0), bias=False),
                          nn.BatchNorm3d(out), nn.ReLU(inplace=True))
 
 
@@ -269,22 +270,26 @@ class VideoResNet(nn.Module):
 
 
 # ---------------------------------------------------------------- named constructors
-def r3d(depth: int = 18, num_classes: int = 400, in_channels: int = 3, **kw) -> VideoResNet:
-    """R3D-18/34: 3x3x3 convolutions everywhere (Tran et al. 2018; Hara et al. 2017)."""
-    return VideoResNet(BasicBlock, [Conv3DSimple] * 4, _DEPTHS[depth], BasicStem(in_channels),
-                       num_classes, **kw)
+def _basic_resnet(conv_makers, stem_cls, depth, num_classes, in_channels, width, **kw) -> VideoResNet:
+    return VideoResNet(BasicBlock, conv_makers, _DEPTHS[depth], stem_cls(in_channels, width), num_classes,
+                       planes=tuple(width * m for m in (1, 2, 4, 8)), stem_out=width, **kw)
 
 
-def mc3(depth: int = 18, num_classes: int = 400, in_channels: int = 3, **kw) -> VideoResNet:
+def r3d(depth: int = 18, num_classes: int = 400, in_channels: int = 3, width: int = 64, **kw) -> VideoResNet:
+    """R3D-18/34: 3x3x3 convolutions everywhere (Tran et al. 2018; Hara et al. 2017).
+    ``width`` (64) scales every stage, for small-budget training."""
+    return _basic_resnet([Conv3DSimple] * 4, BasicStem, depth, num_classes, in_channels, width, **kw)
+
+
+def mc3(depth: int = 18, num_classes: int = 400, in_channels: int = 3, width: int = 64, **kw) -> VideoResNet:
     """MC3-18: 3D convolutions in the first residual stage, 2D (1x3x3) after."""
-    return VideoResNet(BasicBlock, [Conv3DSimple] + [Conv3DNoTemporal] * 3, _DEPTHS[depth],
-                       BasicStem(in_channels), num_classes, **kw)
+    return _basic_resnet([Conv3DSimple] + [Conv3DNoTemporal] * 3, BasicStem, depth, num_classes, in_channels,
+                         width, **kw)
 
 
-def r2plus1d(depth: int = 18, num_classes: int = 400, in_channels: int = 3, **kw) -> VideoResNet:
+def r2plus1d(depth: int = 18, num_classes: int = 400, in_channels: int = 3, width: int = 64, **kw) -> VideoResNet:
     """R(2+1)D-18/34: every 3x3x3 convolution factorised into 1x3x3 + 3x1x1."""
-    return VideoResNet(BasicBlock, [Conv2Plus1D] * 4, _DEPTHS[depth], R2Plus1dStem(in_channels),
-                       num_classes, **kw)
+    return _basic_resnet([Conv2Plus1D] * 4, R2Plus1dStem, depth, num_classes, in_channels, width, **kw)
 
 
 def i3d_resnet50(num_classes: int = 400, in_channels: int = 3, dropout: float = 0.5, **kw) -> VideoResNet:
