@@ -17,7 +17,8 @@ def format_table(reg) -> str:
     versions = reg.versions()
     if not versions:
         return f"registry {reg.dir}: no versions yet"
-    keys = sorted({k for v in versions for k in v.metrics})[:4]
+    have = {k for v in versions for k in v.metrics}
+    keys = [k for k in ("ndcg@10", "hr@10", "mrr") if k in have] or sorted(have)[:3]
     head = f"{'':1} {'ver':>3}  {'created':<20} {'data':<24} " + " ".join(f"{k:>10}" for k in keys) + "  decision"
     lines = [head]
     for v in versions:

@@ -43,6 +43,7 @@ class ModelVersion:
     run_id: str | None = None
     parent: int | None = None
     decision: dict[str, Any] | None = None
+    model_ref: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -125,14 +126,16 @@ class ModelRegistry:
     # -- writing -------------------------------------------------------------------
     def register(self, *, lineage: dict[str, str], metrics: dict[str, float],
                  config: dict[str, Any], data: dict[str, Any] | None = None,
-                 run_id: str | None = None, parent: int | None = None) -> ModelVersion:
+                 run_id: str | None = None, parent: int | None = None,
+                 model_ref: dict[str, Any] | None = None) -> ModelVersion:
         """Add a new version (not yet champion) and return it."""
         with self._locked():
             existing = self.versions()
             nxt = (existing[-1].version + 1) if existing else 1
             v = ModelVersion(model=self.model, version=nxt, created_at=_now(), lineage=dict(lineage),
                              metrics={k: float(x) for k, x in metrics.items()}, config=config,
-                             data=dict(data or {}), run_id=run_id, parent=parent)
+                             data=dict(data or {}), run_id=run_id, parent=parent,
+                             model_ref=dict(model_ref or {}))
             self._write_version(v)
             return v
 
