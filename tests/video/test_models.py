@@ -178,7 +178,17 @@ def test_motionnet_losses_prefer_the_true_flow():
     assert float(good["smoothness"]) < 1e-2      # a constant flow is smooth
 
 
+def test_models_pickle_with_their_spec(tmp_path):
+    m = build("x3d_xs", 3)
+    assert m.spec.name == "x3d_xs"
+    torch.save(m, tmp_path / "m.pt")                       # e.g. shipped to a Ray worker
+    m2 = torch.load(tmp_path / "m.pt", weights_only=False)
+    assert m2.spec.inputs == m.spec.inputs and count_params(m2) == count_params(m)
+
+
 def test_errors_name_the_problem():
+    with pytest.raises(ConfigError, match="bad builder arguments"):
+        build("r3d_18", 10, no_such_option=1)
     with pytest.raises(ConfigError, match="unknown video model"):
         build("r4d_18", 10)
     with pytest.raises(ConfigError, match="num_classes"):

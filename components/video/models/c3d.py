@@ -44,7 +44,7 @@ class C3D(ClipClassifier):
 
 
 register(ModelSpec(
-    name="c3d", builder=lambda num_classes, **kw: C3D(num_classes, **kw),
+    name="c3d", builder=C3D,
     inputs={"rgb": InputSpec(3, 16, 112, min_frames=1, min_size=32)},
     family="c3d", ref_classes=487, paper="Tran et al. 2015, Learning Spatiotemporal Features with 3D ConvNets (C3D)",
     published={"source": "Tran et al. 2015 (16x112x112 input; Sports-1M: 487 classes)"},

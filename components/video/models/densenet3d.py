@@ -82,7 +82,7 @@ class T3D(ClipClassifier):
 
 
 register(ModelSpec(
-    name="t3d", builder=lambda num_classes, **kw: T3D(num_classes, **kw),
+    name="t3d", builder=T3D,
     inputs={"rgb": InputSpec(3, 32, 224, min_frames=1, min_size=32)},
     family="densenet3d", paper="Diba et al. 2017, Temporal 3D ConvNets (T3D, DenseNet-121 based)",
     published={"source": "Diba et al. 2017 (32x224x224 input)"}, tiny={"rgb": (2, 32)},

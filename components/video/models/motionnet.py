@@ -2,7 +2,7 @@
 flow from stacked frames, trained without flow labels.
 
 Input: frames ``(B, 3, T, H, W)``; output: T-1 flow fields ``(B, 2, T-1, H, W)`` in pixels
-(u = horizontal, v = vertical), predicted at three scales (1/4, 1/2, 1) with skip connections
+(u = horizontal, v = vertical), predicted at four scales (1/8, 1/4, 1/2, 1) with skip connections
 (FlowNet-style). :func:`unsupervised_flow_losses` gives the paper's training signals at every
 scale: the photometric reconstruction error between frame t and frame t+1 warped back by the
 flow (Charbonnier penalty) and the smoothness of the flow (Charbonnier of its spatial gradients).
@@ -35,7 +35,7 @@ def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 
 class MotionNet(nn.Module):
-    """Encoder (3 stride-2 stages) / decoder with flow heads at 1/4, 1/2 and full resolution."""
+    """Encoder (3 stride-2 stages) / decoder with flow heads at 1/8, 1/4, 1/2 and full resolution."""
 
     def __init__(self, frames: int, width: int = 32, max_flow: float = 20.0):
         super().__init__()

@@ -136,6 +136,8 @@ def build(name: str, num_classes: int, **kw) -> nn.Module:
     try:
         model = s.builder(num_classes=num_classes, **kw)
     except TypeError as e:
+        if "keyword argument" not in str(e):
+            raise
         raise ConfigError(f"video model '{name}': bad builder arguments {sorted(kw)}: {e}") from None
     model.spec = s
     return model

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -347,7 +349,7 @@ for _name, _fn, _depth, _ref, _pub, _paper in [
      "Tran et al. 2018 (R(2+1)D-34)"),
 ]:
     register(ModelSpec(
-        name=_name, builder=(lambda fn, d: (lambda num_classes, **kw: fn(d, num_classes, **kw)))(_fn, _depth),
+        name=_name, builder=partial(_fn, _depth),
         inputs=_RGB112, family="resnet3d", paper=_paper, ref_params=_ref,
         ref_source=_TV if _ref else "", published=_pub, tiny={"rgb": (2, 32)}))
 

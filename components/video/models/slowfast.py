@@ -14,6 +14,8 @@ tensor is taken as the Fast clip and the Slow clip is every ``alpha``-th frame o
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -103,7 +105,7 @@ for _name, _t, _tau, _alpha, _k, _ref, _gf in [
 ]:
     register(ModelSpec(
         name=_name,
-        builder=(lambda a, k: (lambda num_classes, **kw: SlowFast(num_classes, alpha=a, fusion_kernel=k, **kw)))(_alpha, _k),
+        builder=partial(SlowFast, alpha=_alpha, fusion_kernel=_k),
         inputs={"slow": InputSpec(3, _t, 224, min_frames=1, min_size=32, frame_stride=_tau),
                 "fast": InputSpec(3, _t * _alpha, 224, min_frames=_alpha, min_size=32, frame_stride=_tau // _alpha)},
         family="slowfast", paper="Feichtenhofer et al. 2019, SlowFast Networks for Video Recognition",

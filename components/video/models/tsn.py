@@ -9,6 +9,8 @@ Input: (B, C, K * n, H, W) — the K snippets in order, n frames each:
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -71,7 +73,7 @@ _PAPER = "Wang et al. 2016, Temporal Segment Networks"
 for _mod, _c, _n in [("rgb", 3, 1), ("flow", 2, 5), ("rgbdiff", 3, 6)]:
     register(ModelSpec(
         name=f"tsn_{_mod}",
-        builder=(lambda m: (lambda num_classes, **kw: TSN(num_classes, modality=m, **kw)))(_mod),
+        builder=partial(TSN, modality=_mod),
         inputs={"rgb" if _mod != "flow" else "flow": InputSpec(
             _c, 3 * _n, 224, min_frames=3 * _n, min_size=32, modality="flow" if _mod == "flow" else "rgb")},
         family="tsn", ref_classes=101, paper=_PAPER,

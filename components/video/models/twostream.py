@@ -10,6 +10,8 @@ in that order.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -128,14 +130,14 @@ class HiddenTwoStream(ClipClassifier):
 _TS = "Simonyan & Zisserman 2014 (two-stream); Feichtenhofer et al. 2016 (conv fusion)"
 for _name, _fusion in [("two_stream", "late"), ("two_stream_conv", "conv")]:
     register(ModelSpec(
-        name=_name, builder=(lambda fu: (lambda num_classes, **kw: TwoStream(num_classes, fusion=fu, **kw)))(_fusion),
+        name=_name, builder=partial(TwoStream, fusion=_fusion),
         inputs={"rgb": InputSpec(3, 1, 224, min_size=32, layout="BCHW"),
                 "flow": InputSpec(20, 10, 224, min_frames=10, min_size=32, layout="BCHW", modality="flow")},
         family="two_stream", ref_classes=101, paper=_TS, published={"source": _TS + " — backbone here: ResNet-18"},
         tiny={"rgb": (1, 32), "flow": (10, 32)}))
 
 register(ModelSpec(
-    name="hidden_two_stream", builder=lambda num_classes, **kw: HiddenTwoStream(num_classes, **kw),
+    name="hidden_two_stream", builder=HiddenTwoStream,
     inputs={"rgb": InputSpec(3, 11, 224, min_frames=11, min_size=32)},
     family="two_stream", ref_classes=101, paper="Zhu et al. 2017, Hidden Two-Stream Convolutional Networks",
     published={"source": "Zhu et al. 2017 (MotionNet on 11 frames) — backbone here: ResNet-18"},

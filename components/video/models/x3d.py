@@ -13,6 +13,7 @@ squeeze-excitation (every other block, ratio 1/16) -> swish -> 1x1x1.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 from torch import nn
 
@@ -90,7 +91,7 @@ for _name, _depth, _t, _size, _tau, _ref, _pub in [
     ("x3d_l", 5.0, 16, 312, 5, 6_150_000, (6.2, 18.37)),
 ]:
     register(ModelSpec(
-        name=_name, builder=(lambda d: (lambda num_classes, **kw: X3D(num_classes, depth_factor=d, **kw)))(_depth),
+        name=_name, builder=partial(X3D, depth_factor=_depth),
         inputs={"rgb": InputSpec(3, _t, _size, min_frames=1, min_size=32, frame_stride=_tau)},
         family="x3d", paper="Feichtenhofer 2020, X3D: Expanding Architectures for Efficient Video Recognition",
         ref_params=_ref, ref_params_atol=5_000, ref_source="pytorchvideo model zoo (rounded to 0.01M)",
