@@ -3,10 +3,12 @@
 Semantics (per query node ``q`` and view ``v``)
 -----------------------------------------------
 A walker starts at ``q``. At every step it *restarts* (jumps back to ``q``) with
-probability ``restart_prob``, and always when it has made ``r`` steps since its last
-restart (or sits on a node without neighbours); otherwise it moves to a uniformly
-chosen neighbour. Because a walker is never more than ``r`` steps away from its last
-restart, every visited node lies in the r-ego network of ``q`` (hop distance <= r),
+probability ``restart_prob``, and always when it has made ``r`` moves since its last
+restart (or sits on a node without neighbours); then it moves to a uniformly chosen
+neighbour. (A plain RWR may also "restart" while sitting on ``q``, which visits nothing
+new; folding jump and move into one step skips those idle steps and leaves the sequence
+of visited nodes identically distributed.) Because a walker is never more than ``r``
+moves away from its last restart, every visited node lies in the r-ego network of ``q`` (hop distance <= r),
 and every node of that network can be visited. The view is the subgraph *induced* by
 the first ``max_nodes`` distinct nodes the walk visits (``q`` first).
 
@@ -19,7 +21,8 @@ Vectorization and determinism
 -----------------------------
 All walkers of all queries and views advance together (a loop over the
 ``walk_length`` steps only); the union-until-cap and the induced edges are computed
-with sorts and ``searchsorted`` over the whole batch. Random numbers come from a
+with sorts and an adjacency bitmap (binary search for very large graphs) over the
+whole batch. Random numbers come from a
 counter-based hash of ``(seed, query, view, walker, step)``, so a view depends only on
 those values: not on the batch it was sampled in, the batch size or the thread count.
 """
@@ -75,7 +78,7 @@ class RWRConfig:
     restart_prob: float = 0.5
     max_nodes: int = 64
     num_walkers: int = 32
-    walk_length: int = 16
+    walk_length: int = 8
 
     def __post_init__(self):
         if self.r not in (1, 2, 3):
@@ -87,7 +90,7 @@ class RWRConfig:
 
 
 def rwr_traces(g: BipartiteGraph, queries: torch.Tensor, views: torch.Tensor,
-               cfg: RWRConfig, seed: int) -> torch.Tensor:
+               cfg: RWRConfig, seed: int, *, return_jumps: bool = False):
     """Raw RWR visits.
 
     Args:
@@ -95,37 +98,49 @@ def rwr_traces(g: BipartiteGraph, queries: torch.Tensor, views: torch.Tensor,
         queries, views: int64 (S,), one walk per (query, view) pair.
         cfg: sampler parameters.
         seed: random seed.
+        return_jumps: also return whether each step began with a restart.
 
     Returns:
         int64 (S, 1 + num_walkers * walk_length): the query, then each walker's
-        positions after every step, walker-major (the order of one long RWR walk).
+        position after every step, walker-major (the order of one long RWR walk);
+        with ``return_jumps`` also a bool (S, num_walkers * walk_length).
     """
     queries = torch.as_tensor(queries, dtype=torch.int64)
     views = torch.as_tensor(views, dtype=torch.int64)
     S, W, T = queries.numel(), cfg.num_walkers, cfg.walk_length
     indptr, indices = _csr32(g)
     base = mix64(mix64(mix64(torch.full((S,), seed, dtype=torch.int64)) ^ queries) + views * _GOLD)
-    start = queries.repeat_interleave(W)                      # (S*W,)
+    start = queries.repeat_interleave(W).to(indices.dtype)    # (S*W,)
     ctr = base.repeat_interleave(W) + torch.arange(W).repeat(S) * _s64(T * _GOLD)
-    start32 = start.to(indices.dtype)
-    pos, hops = start32.clone(), torch.zeros_like(start)
-    thresh = int(cfg.restart_prob * (1 << 32))
     steps = torch.arange(1, T + 1, dtype=torch.int64) * _GOLD   # wraps like uint64
-    h = mix64(ctr[:, None] + steps[None, :])                     # (S*W, T) all random bits
-    restart_all = (h & _MASK32) < thresh
-    pick_all = _srl(h, 32)
+    h = mix64(ctr[:, None] + steps[None, :])                     # (S*W, T): all random bits
+    coin = (h & _MASK32) < int(cfg.restart_prob * (1 << 32))
+    pick = _srl(h, 32)
+    seed_lo = indptr[start.long()].to(torch.int64)
+    seed_deg = indptr[start.long() + 1].to(torch.int64) - seed_lo
+    pos, hops = start.clone(), torch.zeros(S * W, dtype=torch.int64)
+    lo, deg = seed_lo, seed_deg
     trace = torch.empty((S * W, T), dtype=indices.dtype)
-    zero = torch.zeros_like(pos)
+    jumps = torch.empty((S * W, T), dtype=torch.bool) if return_jumps else None
     for t in range(T):
-        lo = indptr[pos].to(torch.int64)
-        deg = indptr[pos + 1].to(torch.int64) - lo
-        restart = restart_all[:, t] | (hops >= cfg.r) | (deg == 0)
-        off = (pick_all[:, t] * deg) >> 32                       # uniform in [0, deg)
-        nxt = indices[torch.where(deg > 0, lo + off, zero)]
-        pos = torch.where(restart, start32, nxt)
-        hops = torch.where(restart, zero, hops + 1)
+        # restart (jump to the query) unless already there: by chance, after r moves, or at
+        # a dead end; then move to a uniform neighbour. The steps a plain RWR spends sitting
+        # on the query add no nodes, so jump-and-move happen in one step.
+        jump = (hops > 0) & (coin[:, t] | (hops >= cfg.r) | (deg == 0))
+        lo = torch.where(jump, seed_lo, lo)
+        deg = torch.where(jump, seed_deg, deg)
+        hops = torch.where(jump, 0, hops)
+        off = (pick[:, t] * deg) >> 32                           # uniform in [0, deg)
+        moved = deg > 0
+        pos = torch.where(moved, indices[torch.where(moved, lo + off, 0)], start)
+        hops = torch.where(moved, hops + 1, 0)
+        lo = indptr[pos.long()].to(torch.int64)
+        deg = indptr[pos.long() + 1].to(torch.int64) - lo
         trace[:, t] = pos
-    return torch.cat([queries[:, None], trace.view(S, W * T).to(torch.int64)], dim=1)
+        if return_jumps:
+            jumps[:, t] = jump
+    out = torch.cat([queries[:, None], trace.view(S, W * T).to(torch.int64)], dim=1)
+    return (out, jumps.view(S, W * T)) if return_jumps else out
 
 
 def _csr32(g: BipartiteGraph) -> tuple[torch.Tensor, torch.Tensor]:

@@ -143,7 +143,7 @@ class SampleConfig(StrictModel):
     restart_prob: float = Field(0.5, ge=0, lt=1, description="walk restart probability per step")
     max_nodes: int = Field(64, ge=2, description="cap on the nodes of a view (query included)")
     num_walkers: int = Field(32, ge=1, description="parallel walk chunks per view")
-    walk_length: int = Field(16, ge=1, description="steps per walk chunk (32 x 16 fills 64 nodes on ML-1M)")
+    walk_length: int = Field(8, ge=1, description="moves per walk chunk (32 x 8 fills 64 nodes on ML-1M)")
     queries_per_epoch: int | None = Field(4096, ge=1, description="query nodes per epoch; null = all source nodes")
     epochs: int = Field(4, ge=1, description="sampled epochs (pretrain epoch e uses e mod epochs)")
     batch_size: int = Field(1024, ge=1, description="queries per vectorized sampling call")
@@ -200,7 +200,7 @@ class LossSpec(StrictModel):
 class BPRTrainConfig(StrictModel):
     """BPR training of one model (MF or LightGCN); early stopping on validation NDCG@10."""
 
-    epochs: int = Field(60, ge=0, description="maximum epochs")
+    epochs: int = Field(30, ge=0, description="maximum epochs")
     batch_size: int = Field(4096, ge=1, description="triples per step (large = fast on CPU)")
     lr: float = Field(0.05, gt=0, description="rowsgd: per-sample step; others: optimizer lr")
     reg: float = Field(0.01, ge=0, description="L2 weight (rowsgd: per sample, as in implicit; "
@@ -208,8 +208,8 @@ class BPRTrainConfig(StrictModel):
     optimizer: Literal["rowsgd", "adam", "sgd", "adagrad"] = Field(
         "rowsgd", description="rowsgd = fused per-sample SGD on touched rows (MF only, fastest); "
                               "adam/sgd/adagrad = torch optimizers on the batch-mean loss")
-    eval_every: int = Field(2, ge=1, description="epochs between validation evaluations")
-    patience: int = Field(3, ge=1, description="evaluations without improvement before stopping")
+    eval_every: int = Field(3, ge=1, description="epochs between validation evaluations")
+    patience: int = Field(2, ge=1, description="evaluations without improvement before stopping")
     loss: LossSpec = Field(default_factory=LossSpec)
 
 
@@ -230,7 +230,8 @@ class FinetuneConfig(StrictModel):
     item_bias: bool = Field(True, description="learn an item bias (folded into the item factors)")
     pretrained_scale: float = Field(1.0, gt=0, description="multiplier of pre-trained vectors used as init")
     train: BPRTrainConfig = Field(default_factory=BPRTrainConfig)
-    threads: int = Field(2, ge=1, description="torch threads per training worker")
+    threads: int = Field(1, ge=1, description="torch threads per training worker (1: the fused "
+                                              "step is memory-bound and extra threads spin on a busy machine)")
     checkpoint_every: int = Field(5, ge=1, description="epochs between checkpoints of the current run")
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
@@ -258,7 +259,7 @@ class BaselinesConfig(StrictModel):
     seeds: list[int] | None = Field(None, description="None = finetune.seeds")
     lightgcn: LightGCNConfig = Field(default_factory=LightGCNConfig)
     joint_mf: JointMFConfig = Field(default_factory=JointMFConfig)
-    threads: int = Field(2, ge=1)
+    threads: int = Field(1, ge=1)
     checkpoint_every: int = Field(5, ge=1)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
