@@ -28,8 +28,8 @@ MODELS = {
     "frame2d": ("single-frame 2D (TSN-RGB, K=1)", "tsn_rgb", {"segments": 1, "backbone": "resnet18", "width": 16}, []),
     "two_stream": ("two-stream (late fusion, L=10 flow)", "two_stream", {"backbone": "resnet18", "width": 16}, []),
     "tsn": ("TSN-flow (K=3, L=5)", "tsn_flow", {"backbone": "resnet18", "width": 16}, []),
-    "r3d": ("R3D-18 (width/4)", "r3d_18", {"planes": [16, 32, 64, 128]}, []),
-    "r2plus1d": ("R(2+1)D-18 (width/4)", "r2plus1d_18", {"planes": [16, 32, 64, 128]}, []),
+    "r3d": ("R3D-18 (width/4)", "r3d_18", {"width": 16}, []),
+    "r2plus1d": ("R(2+1)D-18 (width/4)", "r2plus1d_18", {"width": 16}, []),
     "slowfast": ("SlowFast 8x8 (width 16, 1 block/stage)", "slowfast_r50_8x8", {"width": 16, "depths": [1, 1, 1, 1]}, []),
     "x3d": ("X3D-XS", "x3d_xs", {}, []),
 }
