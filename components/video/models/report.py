@@ -97,6 +97,9 @@ Notes
   (`tests/video/test_torchvision_equiv.py`, run where torchvision is installed).
 * s3d's standard input here is the paper's 64 frames; torchvision's 17.98 GFLOPS equals our GMACs
   at 16 x 224^2.
+* FLOPs at the published input: torchvision (r3d_18, mc3_18, r2plus1d_18, s3d), X3D-S/M/L and
+  SlowFast 8x8 agree to the printed digits, X3D-XS within rounding (0.61 vs 0.60); SlowFast 4x16
+  is 1.6% and i3d_r50 1.1% below pytorchvideo's figures (parameters agree), not traced further.
 * i3d / s3d / s3d_g: the S3D paper's abstract says S3D needs 1.5x fewer FLOPs than I3D and S3D-G
   34% fewer; ours: 111.2 vs 71.9 GMACs (1.55x, 35% fewer) at 64 x 224^2.
 * i3d is Inception-v1-BN inflated to 3D; `inflate_state_dict` bootstraps it from the 2D network
