@@ -125,3 +125,14 @@ def test_tune_two_trials_interrupted_and_resumed(ray_local, tmp_path):
         changed = spec.model_copy(update={"space": [spec.space[0].model_copy(update={"grid": ["exp"]}),
                                                     *spec.space[1:]]})
         run_search(PIPE, base, changed, root, resume=True, echo=_echo)
+
+
+def test_cli_tune_rejects_unknown_pipeline_and_bad_space(tmp_path, capsys):
+    from pipelines.cli import main
+
+    assert main(["tune", "video", "--artifacts", str(tmp_path)]) == 2
+    assert "has no search" in capsys.readouterr().err
+    bad = tmp_path / "space.yaml"
+    bad.write_text("space: [{path: sample.r, grid: [1]}]\nbogus: 1\n")
+    assert main(["tune", "pcrec", "--space", str(bad), "--artifacts", str(tmp_path)]) == 2
+    assert "unknown key 'bogus'" in capsys.readouterr().err
