@@ -41,7 +41,7 @@ def test_bpr_gradient_matches_hand_computation():
         gQ[j[b]] += (-s * pu + 2 * reg * qj) / B
     assert torch.allclose(m.user.weight.grad, gP, atol=1e-6)
     assert torch.allclose(m.item.weight.grad, gQ, atol=1e-6)
-    assert float(loss) == pytest.approx(float(np.mean([np.log1p(np.exp(-float(x))) for x in v_]))
+    assert float(loss.detach()) == pytest.approx(float(np.mean([np.log1p(np.exp(-float(x))) for x in v_]))
                                         + reg * float(r), rel=1e-5)
 
 
