@@ -160,7 +160,7 @@ def nested(dotted: dict[str, Any]) -> dict:
 
 
 def expand_trials(spec: TuneSpec, base_dump: dict) -> list[dict]:
-    """The explicit, seeded trial list: ``[{"trial": i, "tag": ..., "params": {column: v}}]``.
+    """The explicit, seeded trial list: ``[{"trial": i, "is_default": bool, "params": {column: v}}]``.
 
     Grid axes are crossed; random axes are drawn ``num_samples`` times per grid point. The
     reference configuration (``spec.default``; other searched keys keep their base values) is
@@ -177,11 +177,11 @@ def expand_trials(spec: TuneSpec, base_dump: dict) -> list[dict]:
             trials.append(params)
     ref = None
     if spec.default is not None:
-        searched = {a.column for a in spec.space}
-        unknown = set(spec.default) - searched
+        searched = [a.column for a in spec.space]
+        unknown = set(spec.default) - set(searched)
         if unknown:
             raise ConfigError(f"tune default: keys {sorted(unknown)} are not searched axes "
-                              f"(axes: {', '.join(sorted(searched))})")
+                              f"(axes: {', '.join(searched)})")
         # searched keys the default does not name keep their base-config values (if set)
         ref = {c: v for c in searched if (v := _get(base_dump, c)) is not None}
         ref.update(spec.default)
