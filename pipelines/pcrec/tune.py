@@ -283,6 +283,49 @@ def trial_fn(config: dict, *, spec_json: str, base_tree: dict, root: str, pipeli
                      "trial_fingerprint": art.fingerprint})
 
 
+# ---------------------------------------------------------------------------- orphaned trainers
+def release_orphan_placement_groups() -> int:
+    """Remove placement groups whose creating actor is dead; returns how many were removed.
+
+    When ASHA stops a trial, Tune ends the trial process; the TorchTrainer controller it owns
+    dies with it, but the controller's worker placement group stays reserved until the job
+    ends. Ray Train V2 frees it from a ``PlacementGroupCleaner`` that queries the State API,
+    which is unavailable on the loopback Ray started without a dashboard, so the reserved CPUs
+    would starve every later trial. This does the same cleanup from the Tune driver.
+    """
+    import ray
+    from ray._private.state import state
+    from ray.core.generated import gcs_pb2
+    from ray.util.placement_group import PlacementGroup, remove_placement_group
+
+    removed = 0
+    for raw in state._connect_and_get_accessor().get_placement_group_table():
+        pg = gcs_pb2.PlacementGroupTableData.FromString(raw)
+        created_by_actor = bool(pg.creator_actor_id) and not ray.ActorID(pg.creator_actor_id).is_nil()
+        if (created_by_actor and pg.creator_actor_dead and not pg.is_detached
+                and pg.state != gcs_pb2.PlacementGroupTableData.REMOVED):
+            remove_placement_group(PlacementGroup(ray.PlacementGroupID(pg.placement_group_id)))
+            removed += 1
+    return removed
+
+
+def _orphan_cleaner(interval_s: float = 5.0):
+    import ray.tune
+
+    class ReleaseOrphanPlacementGroups(ray.tune.Callback):
+        """Runs :func:`release_orphan_placement_groups` every few seconds of the Tune loop."""
+
+        def __init__(self):
+            self._last = 0.0
+
+        def on_step(self, iteration, trials, **info):
+            if time.time() - self._last >= interval_s:
+                self._last = time.time()
+                release_orphan_placement_groups()
+
+    return ReleaseOrphanPlacementGroups()
+
+
 # ---------------------------------------------------------------------------- search
 @dataclass
 class SearchOutput:
@@ -366,7 +409,7 @@ def run_search(pipeline: str, base_tree: dict, spec: TuneSpec, root: str, *, res
             tune_config=ray.tune.TuneConfig(metric=spec.metric, mode=spec.mode, scheduler=sched,
                                             max_concurrent_trials=max_conc, reuse_actors=False),
             run_config=ray.tune.RunConfig(name=spec.name, storage_path=str(exp_dir),
-                                          callbacks=callbacks or [], verbose=0,
+                                          callbacks=[_orphan_cleaner(), *(callbacks or [])], verbose=0,
                                           failure_config=ray.tune.FailureConfig(max_failures=1)),
         )
     grid = tuner.fit()
