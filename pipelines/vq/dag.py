@@ -36,5 +36,5 @@ PIPELINE = Pipeline(
               inputs=("ingest", "train_vq", "extract_codes", "train_priors", "train_classifier", "sample"),
               config_keys=("evaluate",), description="NMSE, perplexity, bits/dim, rejection, PR"),
         Stage("report", run_report, inputs=("train_vq", "train_priors", "sample", "evaluate"),
-              description="report.md with the grids"),
+              version=2, description="report.md with the grids"),
     ])

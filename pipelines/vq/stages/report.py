@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import shutil
 
+from components.errors import InputError
+
 
 def _fmt(v) -> str:
     if isinstance(v, float):
@@ -22,11 +24,13 @@ def run_report(ctx) -> None:
     m = ctx.input("evaluate").json("metrics")
     vq_hist = ctx.input("train_vq").df("history")
     pr_hist = ctx.input("train_priors").df("history")
+    copied = set()
     for art, name in ((ctx.input("sample"), "samples.png"), (ctx.input("evaluate"), "reconstructions.png"),
                       (ctx.input("evaluate"), "accepted.png")):
         try:
             shutil.copyfile(art.path(name), ctx.out.path(name))
-        except Exception:
+            copied.add(name)
+        except InputError:          # e.g. no sample passed the rejection threshold
             pass
     L = m["levels"]
     lines = [f"# VQ report: {m['model']} ({L} level{'s' if L > 1 else ''}, K={m['num_codes']}, "
@@ -38,8 +42,9 @@ def run_report(ctx) -> None:
               "## Reconstructions (top: real, bottom: reconstructed)", "", "![reconstructions](reconstructions.png)", "",
               "## Samples (one row per intended class)", "", "![samples](samples.png)", ""]
     if m.get("acceptance_rate") is not None:
+        kept = "![accepted](accepted.png)" if "accepted.png" in copied else "(no sample passed the threshold)"
         lines += [f"## Accepted by rejection sampling (p(class) >= {m['rejection_threshold']}, "
-                  f"acceptance {m['acceptance_rate']:.1%})", "", "![accepted](accepted.png)", ""]
+                  f"acceptance {m['acceptance_rate']:.1%})", "", kept, ""]
     with open(ctx.out.path("report.md"), "w") as f:
         f.write("\n".join(lines))
     ctx.out.write_json("metrics", m)
