@@ -136,3 +136,34 @@ def test_cli_tune_rejects_unknown_pipeline_and_bad_space(tmp_path, capsys):
     bad.write_text("space: [{path: sample.r, grid: [1]}]\nbogus: 1\n")
     assert main(["tune", "pcrec", "--space", str(bad), "--artifacts", str(tmp_path)]) == 2
     assert "unknown key 'bogus'" in capsys.readouterr().err
+
+
+def test_placement_group_of_a_dead_trainer_is_released(ray_local):
+    """A stopped trial's TorchTrainer leaves its workers' placement group reserved; the tune
+    driver frees groups whose creating actor died, and never a live one or the driver's own."""
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    from pipelines.pcrec.tune import release_orphan_placement_groups
+
+    @ray.remote(num_cpus=0)
+    class Controller:
+        def reserve(self):
+            self.pg = placement_group([{"CPU": 1}])
+            ray.get(self.pg.ready())
+            return True
+
+    own = placement_group([{"CPU": 0.5}])
+    ray.get(own.ready())
+    c = Controller.remote()
+    assert ray.get(c.reserve.remote())
+    assert release_orphan_placement_groups() == 0            # creator alive: kept
+    ray.kill(c)
+    deadline = time.time() + 30
+    removed = 0
+    while time.time() < deadline and not removed:
+        removed = release_orphan_placement_groups()
+        time.sleep(0.5)
+    assert removed == 1
+    assert release_orphan_placement_groups() == 0
+    remove_placement_group(own)
