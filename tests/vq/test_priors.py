@@ -103,3 +103,20 @@ def test_ancestral_sampling_shapes_and_determinism():
     assert x1.shape == (5, 1, 16, 16) and c1[0].shape == (5, 4, 4) and c1[1].shape == (5, 2, 2)
     assert torch.equal(x1, x2) and all(torch.equal(a, b) for a, b in zip(c1, c2))
     assert torch.allclose(x1, vq.decode_codes(c1))
+
+
+def test_three_level_priors_and_sampling():
+    from components.vq.build import build_priors, prior_losses
+
+    torch.manual_seed(4)
+    vq = HierarchicalVQVAE(VQVAESpec(in_channels=1, hidden=8, res_channels=4, n_res=1, num_codes=8,
+                                     code_dim=4, levels=3))
+    priors = build_priors(levels=3, num_codes=8, image_size=16, channels=8, layers=2, top_layers=2,
+                          attn_every=1, heads=2, cond_res=1, n_classes=0)
+    assert [p.spec.shape for p in priors] == [(4, 4), (2, 2), (1, 1)]
+    assert [len(p.attn) for p in priors] == [0, 0, 2] and priors[0].spec.cond_codes == 8
+    codes = vq.codes(torch.rand(3, 1, 16, 16) - 0.5)
+    losses = prior_losses(priors, codes)
+    assert len(losses) == 3 and all(torch.isfinite(l) for l in losses)
+    x, c = ancestral_sample(vq, priors, 3, seed=1)
+    assert x.shape == (3, 1, 16, 16) and [t.shape[1:] for t in c] == [(4, 4), (2, 2), (1, 1)]
