@@ -36,10 +36,10 @@ demo: venv
 	$(BIN)/recgen run pcrec --config configs/pcrec/default.yaml
 
 demo-video: venv
-	$(BIN)/recgen run video --config configs/video/default.yaml
+	$(BIN)/recgen run video --config configs/video/motion.yaml
 
 demo-vq: venv fashion-mnist
-	$(BIN)/recgen run vq --config configs/vq/default.yaml
+	$(BIN)/recgen run vq --config configs/vq/fashion.yaml
 
 demo-retrain: venv
 	$(BIN)/python -m pipelines.retrain.demo
