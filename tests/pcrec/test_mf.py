@@ -42,7 +42,7 @@ def test_bpr_gradient_matches_hand_computation():
     assert torch.allclose(m.user.weight.grad, gP, atol=1e-6)
     assert torch.allclose(m.item.weight.grad, gQ, atol=1e-6)
     assert float(loss.detach()) == pytest.approx(float(np.mean([np.log1p(np.exp(-float(x))) for x in v_]))
-                                        + reg * float(r), rel=1e-5)
+                                        + reg * float(r.detach()), rel=1e-5)
 
 
 def test_init_factors_copies_masked_pretrained_rows_only():
