@@ -50,6 +50,9 @@ class LoopbackCluster:
         self.head_cpus, self.worker_cpus = head_cpus, worker_cpus
         self.gcs_port, self.dash_port = free_port(), free_port()
         self.temp_dir = tempfile.mkdtemp(prefix="rc", dir="/tmp")  # short: unix socket paths
+        # Each node its own temp dir: nodes sharing one would share (and delete each other's)
+        # runtime-env folders, e.g. the job's working_dir while its driver runs in it.
+        self.worker_temp_dir = tempfile.mkdtemp(prefix="rw", dir="/tmp")
         self.env = cluster_env()
         self.env["RAY_AUTH_TOKEN"] = uuid.uuid4().hex + uuid.uuid4().hex
         self.procs: list[subprocess.Popen] = []
@@ -83,7 +86,7 @@ class LoopbackCluster:
                      "--address", self.gcs_address, "--node-ip-address", LOOPBACK,
                      "--num-cpus", str(self.worker_cpus),
                      "--dashboard-agent-listen-port", str(free_port()),
-                     "--disable-usage-stats"], "worker")
+                     "--temp-dir", self.worker_temp_dir, "--disable-usage-stats"], "worker")
         self.wait_nodes(2, timeout)
         return self
 

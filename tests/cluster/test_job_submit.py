@@ -33,10 +33,12 @@ def manifests(root: Path) -> dict[str, str]:
 
 def job_status(cluster, sid: str) -> str:
     r = cluster.ray("job", "status", "--address", cluster.dashboard, sid, timeout=60)
-    for word in ("SUCCEEDED", "FAILED", "STOPPED", "RUNNING", "PENDING"):
-        if word in r.stdout + r.stderr:
-            return word
-    return "UNKNOWN"
+    text = r.stdout + r.stderr  # "... succeeded" / "... was stopped" / "... failed" / "Status ...: RUNNING"
+    for word, status in (("succeeded", "SUCCEEDED"), ("was stopped", "STOPPED"), ("' failed", "FAILED"),
+                         ("RUNNING", "RUNNING"), ("PENDING", "PENDING")):
+        if word in text:
+            return status
+    return "UNKNOWN: " + text[-500:]
 
 
 def test_submit_runs_the_pipeline_on_the_cluster(cluster, tmp_path):
