@@ -60,3 +60,21 @@ def test_local_provider_lists_hosts():
     cfg = _load("ray_cluster.local.yaml")
     assert cfg["provider"]["type"] == "local"
     assert cfg["provider"]["head_ip"] and len(cfg["provider"]["worker_ips"]) == cfg["max_workers"]
+
+
+def test_deploy_schedules_submit_the_same_entrypoint():
+    entry = "recgen retrain --config configs/retrain/ml1m.yaml --artifacts /mnt/recgen/artifacts"
+    cron = (ROOT / "deploy" / "crontab.example").read_text()
+    assert f"-- {entry}" in cron and "ray job submit" in cron
+    rcj = yaml.safe_load((ROOT / "deploy" / "kuberay-raycronjob.yaml").read_text())
+    assert rcj["kind"] == "RayCronJob" and rcj["spec"]["jobTemplate"]["entrypoint"] == entry
+    docs = list(yaml.safe_load_all((ROOT / "deploy" / "kuberay-cronjob-rayjob.yaml").read_text()))
+    kinds = {d["kind"]: d for d in docs}
+    assert set(kinds) == {"ConfigMap", "CronJob"}
+    rayjob = yaml.safe_load(kinds["ConfigMap"]["data"]["rayjob.yaml"])
+    assert rayjob["kind"] == "RayJob" and rayjob["spec"]["entrypoint"] == entry
+    assert kinds["CronJob"]["spec"]["schedule"] == rcj["spec"]["schedule"]
+    from pipelines.core.config import load_config
+    from pipelines.retrain.config import RetrainConfig
+
+    load_config(RetrainConfig, ROOT / "configs" / "retrain" / "ml1m.yaml")  # the config they name is valid
