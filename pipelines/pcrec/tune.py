@@ -97,8 +97,10 @@ class Axis(StrictModel):
 
 
 class SchedulerSpec(StrictModel):
-    """ASHA (async successive halving) on ``metric``; one time unit = one reported epoch."""
+    """ASHA (async successive halving) on ``metric``; one time unit = one reported epoch.
+    ``kind: fifo`` runs every trial to the end (no early stopping)."""
 
+    kind: Literal["asha", "fifo"] = "asha"
     max_t: int = Field(30, ge=1)
     grace_period: int = Field(3, ge=1)
     reduction_factor: float = Field(2.0, gt=1)
@@ -400,9 +402,10 @@ def run_search(pipeline: str, base_tree: dict, spec: TuneSpec, root: str, *, res
         tuner = ray.tune.Tuner.restore(str(exp_dir / spec.name), trainable=fn,
                                        resume_unfinished=True, resume_errored=True)
     else:
-        sched = ASHAScheduler(time_attr="training_iteration", max_t=spec.scheduler.max_t,
-                              grace_period=spec.scheduler.grace_period,
-                              reduction_factor=spec.scheduler.reduction_factor)
+        sched = None if spec.scheduler.kind == "fifo" else ASHAScheduler(
+            time_attr="training_iteration", max_t=spec.scheduler.max_t,
+            grace_period=spec.scheduler.grace_period,
+            reduction_factor=spec.scheduler.reduction_factor)
         tuner = ray.tune.Tuner(
             fn,
             param_space={"trial": ray.tune.grid_search(trials)},
