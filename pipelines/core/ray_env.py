@@ -42,7 +42,6 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
         return ray.init(address=address, runtime_env=env, log_to_driver=True)
     _keep_loopback()
     return ray.init(
-        address="local",  # a new embedded instance, never a `ray start` cluster found in /tmp/ray
         address="local",  # always a new embedded instance, never a `ray start` cluster found on the machine
         _node_ip_address=LOOPBACK,
         num_cpus=num_cpus,
