@@ -35,8 +35,9 @@ MODELS = {
 }
 
 
-def budget_sets(quick: bool) -> list[str]:
-    per_class, val, epochs = (6, 3, 2) if quick else (16, 6, 4)
+def budget_sets(quick: bool, epochs: int | None = None) -> list[str]:
+    per_class, val, default_epochs = (6, 3, 2) if quick else (16, 6, 4)
+    epochs = epochs or default_epochs
     return [f"data.motion.train_per_class={per_class}", f"data.motion.val_per_class={val}",
             "data.motion.size=32", "data.motion.num_frames=24", "flow.method=dis", "decode.resize=28",
             "clip.frames=8", "clip.stride=2", "clip.size=24", f"train.epochs={epochs}", "train.batch_size=16",
@@ -51,22 +52,26 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="*", default=None)
     ap.add_argument("--artifacts", default="artifacts/bench-video")
     ap.add_argument("--out", default=None, help="write the rows as JSON here")
+    ap.add_argument("--epochs", type=int, default=None, help="override the training epochs (default 4)")
     args = ap.parse_args()
     keys = args.models or (["frame2d", "r3d"] if args.quick else list(MODELS))
     seeds = args.seeds or ([0] if args.quick else [0, 1])
 
     from pipelines.core.config import load_config
-    from pipelines.core.ray_env import init_ray, shutdown_ray
+    from pipelines.core.ray_env import shutdown_ray
     from pipelines.core.runner import run_pipeline
     from pipelines.video.dag import PIPELINE
 
-    init_ray(None, num_cpus=2)
+    # address="local": always a fresh embedded Ray on loopback, never another user's cluster
+    import ray
+    ray.init(address="local", _node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False,
+             logging_level="WARNING", runtime_env={"env_vars": {"DGLBACKEND": "pytorch"}})
     rows = []
     try:
         for key in keys:
             label, name, kwargs, extra = MODELS[key]
             for seed in seeds:
-                sets = budget_sets(args.quick) + [f"seed={seed}", f"model.name={name}",
+                sets = budget_sets(args.quick, args.epochs) + [f"seed={seed}", f"model.name={name}",
                                                   f"model.kwargs={json.dumps(kwargs)}"] + extra
                 cfg = load_config(PIPELINE.config_cls, None, sets)
                 t0 = time.time()
@@ -75,7 +80,7 @@ def main() -> int:
                 tr = res.record["stages"]["train"]["dir"]
                 m = json.load(open(os.path.join(ev, "metrics.json")))
                 man = json.load(open(os.path.join(tr, "_manifest.json")))
-                row = {"key": key, "model": label, "registry": name, "seed": seed,
+                row = {"key": key, "model": label, "registry": name, "seed": seed, "epochs": cfg.train.epochs,
                        "top1": m["multi_view"]["top1"], "top5": m["multi_view"]["top5"],
                        "top1_1view": m["single_view"]["top1"], "chance": m["chance"],
                        "params": man["stats"]["params"], "clips_per_s": man["stats"]["mean_clips_per_s"],
