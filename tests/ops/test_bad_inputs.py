@@ -1,6 +1,7 @@
 """Bad-input sweep through the real CLI (`python -m pipelines run ...` in a subprocess).
 
-Each row: the input is prepared in a temp dir, the command must exit 2 with ``error: ...``
+Each row: the input is prepared in a temp dir (the CLI joins the session's Ray through
+RAY_ADDRESS rather than starting one per row), the command must exit 2 with ``error: ...``
 naming the input and saying what to do, leave no half-written artifact (every stage folder
 has its manifest, no ``.tmp-*`` left) and leave the model registry under the root unchanged.
 
@@ -160,9 +161,14 @@ CASES = [
 ]
 
 
+_RAY: dict = {}  # the session's Ray address: each CLI run joins it instead of starting its own
+
+
 def _cli(args: list[str]) -> subprocess.CompletedProcess:
     env = dict(os.environ, DGLBACKEND="pytorch", TQDM_DISABLE="1")
     env.pop("RAY_ADDRESS", None)
+    if _RAY.get("address"):
+        env["RAY_ADDRESS"] = _RAY["address"]
     return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
 
@@ -183,7 +189,10 @@ def _half_written(root: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CASES])
-def test_bad_input(case: Case, tmp_path):
+def test_bad_input(case: Case, tmp_path, ray_local):
+    import ray
+
+    _RAY["address"] = ray.get_runtime_context().gcs_address
     subs = {"tmp": str(tmp_path), **case.make(tmp_path)}
     root = Path(case.root.format(**subs))
     seeded = root.parent.is_dir()  # not for the unwritable root (its parent is a file)
