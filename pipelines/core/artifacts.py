@@ -70,9 +70,16 @@ class Store:
         return self.join(pipeline, stage, fp[:16])
 
     def scratch_dir(self, pipeline: str, stage: str, fp: str) -> str:
-        """Persistent scratch (checkpoints). Local roots only get a local path here; remote
-        roots give a URI usable as Ray Train ``storage_path``."""
-        return self.join("_scratch", pipeline, stage, fp[:16])
+        """Persistent scratch (checkpoints): a local path for local roots, a URI (with its
+        scheme, usable as Ray Train ``storage_path``) for remote roots."""
+        path = self.join("_scratch", pipeline, stage, fp[:16])
+        return path if self.local else f"{self.uri.split('://', 1)[0]}://{path}"
+
+    def clear_scratch(self, pipeline: str, stage: str, fp: str) -> None:
+        """Forget checkpoints of a stage (``--force`` must retrain, not resume)."""
+        path = self.join("_scratch", pipeline, stage, fp[:16])
+        if self.exists(path):
+            self.fs.delete_dir(path)
 
     def exists(self, path: str) -> bool:
         return self.fs.get_file_info(path).type != pafs.FileType.NotFound

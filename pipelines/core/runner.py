@@ -207,6 +207,8 @@ def run_pipeline(pipeline: Pipeline, cfg: Any, artifacts: str, until: str | None
                 todo.remove(p)
                 args = (store.uri, pipeline.name, p.stage, cfg, p.fingerprint,
                         p.basis["inputs"], base_manifest(p))
+                if p.status == "forced":
+                    store.clear_scratch(pipeline.name, p.stage.name, p.fingerprint)
                 say(f"[{pipeline.name}] {p.stage.name}: running ({p.stage.kind})", flush=True)
                 started[p.stage.name] = time.time()
                 if p.stage.kind == "driver":

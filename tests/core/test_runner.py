@@ -44,10 +44,15 @@ def test_cache_miss_then_hit_then_config_change(ray_local, tmp_root):
 def test_force_recomputes_stage_and_downstream(ray_local, tmp_root):
     pipe = toy.make()
     cfg = toy.ToyConfig()
-    run_pipeline(pipe, cfg, str(tmp_root), echo=False)
+    r0 = run_pipeline(pipe, cfg, str(tmp_root), echo=False)
+    store = Store(str(tmp_root))
+    # a checkpoint left by an earlier run must not be resumed by a forced recompute
+    ckpt = Path(store.scratch_dir("toy", "scale", r0.plans["scale"].fingerprint)) / "state.pt"
+    ckpt.write_text("old")
     r = run_pipeline(pipe, cfg, str(tmp_root), force=["scale"], echo=False)
     assert statuses(r) == {"gen": "hit", "scale": "forced", "total": "forced"}
     assert r.plans["total"].wall_time_s is not None
+    assert not ckpt.exists()
 
 
 def test_until_runs_only_upstream(ray_local, tmp_root):
