@@ -43,6 +43,12 @@ def matrix(table: pa.Table, n: int, where: str) -> tuple[np.ndarray, np.ndarray]
                          fix="re-run the stage that wrote them")
     flat = pc.list_flatten(col).to_numpy(zero_copy_only=False).astype(np.float32)
     vals = flat.reshape(len(lens), int(lens[0]))
+    bad = ~np.isfinite(vals).all(axis=1)
+    if bad.any():
+        raise InputError(f"{int(bad.sum())} of {len(vals)} embeddings contain NaN or inf",
+                         path=where, field="embedding",
+                         fix="the stage that wrote them diverged or the file was altered: re-run it "
+                         "with --force (e.g. a lower pretrain.lr)")
     idx = table.column("idx").to_numpy().astype(np.int64)
     if idx.min() < 0 or idx.max() >= n:
         raise InputError(f"idx {int(idx.max())} outside 0..{n - 1}", path=where, field="idx",

@@ -139,13 +139,10 @@ CASES = [
     Case("k_removes_every_user", "pcrec", PCREC, lambda d: {}, ["kcore.k_target=1000"], "kcore",
          ["k-core of domain 'target' is empty", "k_user=1000", "lower the k (config kcore.*)"]),
     Case("no_shared_users", "pcrec", PCREC, _csv(_no_shared), ["data.path={f}"], "finetune",
-         ["shared"],
-         marks=[pytest.mark.xfail(strict=True, reason="pcrec runs on with 0 shared users (transfer "
-                                  "modes silently fall back to random init); no error yet")]),
+         ["shared users", "kcore/users"]),
     Case("nan_in_embeddings", "pcrec", PCREC, _nan_embeddings, ["pretrain.trainer.num_workers=0"], "finetune",
          ["target_embed", "NaN"],
-         marks=[pytest.mark.slow,
-                pytest.mark.xfail(strict=True, reason="finetune/evaluate do not check embeddings for NaN yet")]),
+         marks=[pytest.mark.slow]),
     Case("corrupt_video", "video", "configs/video/tiny.yaml", _video,
          ["data.source=folder", "data.root={f}"], "ingest", ["1.mp4"],
          marks=[pytest.mark.xfail(strict=True, reason="video ingest rejects the corrupt file with a clear "

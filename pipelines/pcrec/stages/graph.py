@@ -45,6 +45,12 @@ def run_graph(ctx) -> None:
         stats[f"{dom}_edges"] = g.num_edges // 2
         ctx.log("%s graph: %d users, %d items, %d edges", dom, n_u, n_i, g.num_edges // 2)
     shared = shared_user_index(users)
+    if len(shared) == 0:
+        raise InputError("no user appears in both domains after k-core, so nothing can carry "
+                         "knowledge from the source to the target", path="kcore/users",
+                         field="user", fix="cross-domain transfer needs shared users: check that "
+                         "both domains use the same user ids, the domain assignment (data.*), "
+                         "and that kcore.k_source / k_target do not remove them")
     ctx.out.write_table("edges", pd.concat(edges, ignore_index=True))
     ctx.out.write_table("nodes", pd.concat(nodes, ignore_index=True))
     ctx.out.write_table("shared_users", shared)
