@@ -337,8 +337,25 @@ def read_delimited(path: str, *, delimiter: str = ",", columns: Mapping[str, str
     if field_rejects:
         fr = _rejects(path, [r[0] for r in field_rejects], [r[1] for r in field_rejects], [r[2] for r in field_rejects])
         rej = pa.concat_tables([fr, rej]).sort_by("line")
+    _check_repeated_header(path, rej)
     _require_rows(path, good, rej)
     return ReadResult(path, good, rej)
+
+
+def _check_repeated_header(path: str, rejects: pa.Table) -> None:
+    """A rejected row that repeats the header line means concatenated files: fail, not skip."""
+    if rejects.num_rows == 0:
+        return
+    with _open_text(path) as f:
+        header = f.readline().strip()
+    lines = rejects.column("line").to_pylist()
+    hits = [n for n, raw in zip(lines, rejects.column("raw").to_pylist())
+            if raw is not None and raw.strip() == header]
+    if hits:
+        raise InputError(f"line {hits[0]} repeats the header line ({os.path.basename(path)}:{hits[0]}; "
+                         f"{len(hits)} repeat(s))", path=path,
+                         fix="the file looks like several files concatenated: remove the repeated "
+                         "header lines")
 
 
 def _raw_lines(path: str, lines: np.ndarray) -> list[str]:

@@ -133,9 +133,7 @@ CASES = [
     Case("duplicated_header_strict", "pcrec", PCREC, _csv(lambda rows: _lines(rows[:50] + rows[:1] + rows[50:])),
          ["data.path={f}", "ingest.max_reject_fraction=0"], "ingest", ["input.csv:51"]),
     Case("duplicated_header_default", "pcrec", PCREC, _csv(lambda rows: _lines(rows[:50] + rows[:1] + rows[50:])),
-         ["data.path={f}"], "ingest", ["input.csv"],
-         marks=[pytest.mark.xfail(strict=True, reason="ingest counts a repeated header as one rejected row "
-                                  "(kept in ingest/rejects) while under ingest.max_reject_fraction, and goes on")]),
+         ["data.path={f}"], "ingest", ["input.csv:51", "repeats the header"]),
     Case("k_removes_every_user", "pcrec", PCREC, lambda d: {}, ["kcore.k_target=1000"], "kcore",
          ["k-core of domain 'target' is empty", "k_user=1000", "lower the k (config kcore.*)"]),
     Case("no_shared_users", "pcrec", PCREC, _csv(_no_shared), ["data.path={f}"], "finetune",
