@@ -89,6 +89,16 @@ def _tune_callbacks() -> list:
     return [TuneReportCallback()]
 
 
+def worker_setup(seed: int, threads: int) -> tuple[int, int]:
+    """Per-worker prologue of a training loop: seed torch, cap its threads, return (rank, world)."""
+    import ray.train
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    ctx = ray.train.get_context()
+    return ctx.get_world_rank(), ctx.get_world_size()
+
+
 def world_rank() -> int:
     import ray.train
 

@@ -17,10 +17,7 @@ def prior_train_loop(config: dict) -> None:
     from components.vq.build import build_priors, prior_losses
     from components.vq.quantizer import all_reduce_mean_grads
 
-    torch.manual_seed(config["seed"])
-    torch.set_num_threads(config["threads"])
-    tctx = ray.train.get_context()
-    rank, world = tctx.get_world_rank(), tctx.get_world_size()
+    rank, world = rt.worker_setup(config["seed"], config["threads"])
     df = pd.read_parquet(config["codes_path"])
     L, shapes = config["kwargs"]["levels"], config["shapes"]
     tr, te = df[df.split == "train"], df[df.split == "test"]

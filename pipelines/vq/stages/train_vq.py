@@ -19,10 +19,7 @@ def vq_train_loop(config: dict) -> None:
     from components.vq.quantizer import all_reduce_mean_grads, usage_stats
     from components.vq.vqvae import HierarchicalVQVAE, VQVAESpec
 
-    torch.manual_seed(config["seed"])
-    torch.set_num_threads(config["threads"])
-    tctx = ray.train.get_context()
-    rank, world = tctx.get_world_rank(), tctx.get_world_size()
+    rank, world = rt.worker_setup(config["seed"], config["threads"])
     df = pd.read_parquet(config["images_path"])
     x, _, _ = images_of(df, config["image_size"], "train")
     n_per_rank = len(x) // world          # same step count on every rank (collectives must match)
