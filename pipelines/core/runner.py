@@ -49,13 +49,12 @@ def _external_fp(paths: Iterable[str]) -> dict[str, str]:
         if not os.path.exists(p):
             raise InputError("input file does not exist", path=p,
                              fix="check data.path in the config or --set data.path=FILE")
-        st = os.stat(p)
         if os.path.isdir(p):
-            key = (p, "dir")
             entries = sorted((e.name, e.stat().st_size, int(e.stat().st_mtime))
                              for e in os.scandir(p))
             out[p] = fingerprint_of(entries)
             continue
+        st = os.stat(p)
         key = (p, st.st_size, st.st_mtime_ns)
         if key not in _FILE_FP_CACHE:
             _FILE_FP_CACHE[key] = file_fingerprint(p)
