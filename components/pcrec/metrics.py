@@ -9,6 +9,12 @@ Two protocols:
 
 Ranks are 0-based and *pessimistic* on ties: ``rank = #{candidates j != target: s_j >= s_target}``,
 so a model that scores everything equal gets the worst rank, never the best.
+
+Non-finite scores (NaN, +-inf: a diverged model) rank last and never help the target: a
+target whose score is not finite gets the worst possible rank (every candidate counts as
+ranked above it), and a candidate whose score is not finite counts as ranked above the
+target (pessimistic, like a tie). A diverged model therefore scores HR = NDCG = 0 on the
+affected users instead of a perfect 1 (``NaN >= x`` is False, which used to give rank 0).
 From a rank ``r``: ``HR@K = [r < K]``, ``NDCG@K = [r < K] / log2(r + 2)`` (one relevant item, so
 IDCG = 1), ``MRR = 1 / (r + 1)`` (no cut-off).
 
@@ -50,23 +56,29 @@ def rank_full(user_emb, item_emb, users: np.ndarray, targets: np.ndarray,
         scores = U[torch.from_numpy(np.array(u))] @ V.T
         rows = torch.arange(len(u))
         tgt = scores[rows, torch.from_numpy(np.array(t))].clone()
+        # non-finite competitors and targets count against the target (module docstring)
+        above = (scores >= tgt[:, None]) | ~torch.isfinite(scores) | ~torch.isfinite(tgt)[:, None]
         if exclude is not None:
-            mask = torch.from_numpy(positive_mask(u, exclude))
-            scores[mask] = -torch.inf
-        scores[rows, torch.from_numpy(np.array(t))] = -torch.inf  # the target is not its own competitor
-        out[s:s + chunk] = (scores >= tgt[:, None]).sum(1).numpy()
+            above[torch.from_numpy(positive_mask(u, exclude))] = False
+        above[rows, torch.from_numpy(np.array(t))] = False  # the target is not its own competitor
+        out[s:s + chunk] = above.sum(1).numpy()
     return out
 
 
 @torch.no_grad()
 def rank_sampled(user_emb, item_emb, users: np.ndarray, targets: np.ndarray,
                  candidates: np.ndarray) -> np.ndarray:
-    """0-based rank of ``targets[k]`` among ``candidates[k]`` (shape ``(n_users, n)``)."""
+    """0-based rank of ``targets[k]`` among ``candidates[k]`` (shape ``(n_users, n)``).
+
+    Non-finite scores never help the target: a non-finite target score gives rank ``n``, a
+    non-finite candidate score counts as ranked above the target.
+    """
     U, V = _as_tensor(user_emb).float(), _as_tensor(item_emb).float()
     u = U[torch.from_numpy(np.array(users, dtype=np.int64))]
     t = (u * V[torch.from_numpy(np.array(targets, dtype=np.int64))]).sum(1)
     c = torch.einsum("bd,bnd->bn", u, V[torch.from_numpy(np.array(candidates, dtype=np.int64))])
-    return (c >= t[:, None]).sum(1).numpy().astype(np.int64)
+    above = (c >= t[:, None]) | ~torch.isfinite(c) | ~torch.isfinite(t)[:, None]
+    return above.sum(1).numpy().astype(np.int64)
 
 
 def metrics_from_ranks(ranks: np.ndarray, ks=DEFAULT_KS) -> dict[str, np.ndarray]:

@@ -123,3 +123,37 @@ def test_positive_mask_matches_membership():
     m = positive_mask(np.arange(7), excl)
     for u in range(7):
         assert set(np.flatnonzero(m[u])) == set(pi[pu == u])
+
+
+# ---------------------------------------------------------------- non-finite scores (issue 12)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_target_score_gets_the_worst_rank(bad):
+    U = np.array([[1.0, 0.0]], np.float32)
+    V = np.array([[0.5, 0], [0.2, 0], [0.1, 0], [0.0, 0], [bad, 0]], np.float32)  # target 4 is bad
+    excl = PositiveSet(np.array([0]), np.array([1]), 5)                # item 1 is not a candidate
+    assert rank_full(U, V, [0], [4], excl)[0] == 3                     # all of 0, 2, 3 rank above
+    assert rank_sampled(U, V, [0], [4], np.array([[0, 2, 3]]))[0] == 3
+    m = metrics_from_ranks(rank_full(U, V, [0], [4], excl), ks=(1, 10))
+    assert m["ndcg@1"][0] == 0.0                                       # never the old perfect 1.0
+
+
+def test_non_finite_scores_of_other_items_never_help_the_target():
+    U = np.array([[1.0, 0.0]], np.float32)
+    V = np.array([[np.nan, 0], [np.inf, 0], [-np.inf, 0], [0.1, 0], [0.5, 0]], np.float32)
+    # target 4 (score 0.5) beats item 3 only; the NaN / inf items count as ranked above it
+    assert rank_full(U, V, [0], [4])[0] == 3
+    assert rank_sampled(U, V, [0], [4], np.array([[0, 1, 2, 3]]))[0] == 3
+    # an excluded non-finite item is no competitor at all
+    excl = PositiveSet(np.array([0, 0]), np.array([0, 1]), 5)
+    assert rank_full(U, V, [0], [4], excl)[0] == 1
+
+
+def test_all_nan_scores_rank_last_for_every_user():
+    U = np.full((3, 2), np.nan, np.float32)
+    V = np.ones((6, 2), np.float32)
+    users, targets = np.arange(3), np.array([0, 3, 5])
+    assert rank_full(U, V, users, targets, chunk=2).tolist() == [5, 5, 5]
+    cands = np.array([[1, 2, 3], [0, 1, 2], [0, 1, 2]])
+    assert rank_sampled(U, V, users, targets, cands).tolist() == [3, 3, 3]
+    m = metrics_from_ranks(rank_full(U, V, users, targets))
+    assert m["ndcg@5"].tolist() == [0.0, 0.0, 0.0] and m["hr@5"].sum() == 0  # 5 = worst of 6
