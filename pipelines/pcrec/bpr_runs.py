@@ -205,8 +205,25 @@ def run_all(ctx, specs: list[RunSpec], data: dict, inits: dict, *, trainer, thre
     return [torch.load(result_path(scratch, s.key), weights_only=False) for s in specs]
 
 
+def diverged(result: dict) -> str | None:
+    """Why a saved run result counts as diverged (a trained epoch's loss or the saved factors
+    are NaN/inf), or None. Epoch 0 rows (``train=False`` runs) have a NaN loss by design."""
+    for h in result["history"]:
+        if h["epoch"] > 0 and not np.isfinite(h["loss"]):
+            return f"loss {h['loss']} at epoch {h['epoch']}"
+    for name in ("U", "V"):
+        if not np.isfinite(np.asarray(result[name])).all():
+            return f"non-finite {'user' if name == 'U' else 'item'} factors"
+    return None
+
+
 def write_results(ctx, results: list[dict]) -> None:
-    """Write ``embeddings`` (factor table), ``curves`` (per epoch) and ``runs`` (per run)."""
+    """Write ``embeddings`` (factor table), ``curves`` (per epoch) and ``runs`` (per run).
+
+    ``runs.diverged`` marks runs whose loss or factors went non-finite (a warning names the
+    learning-rate key to lower); evaluate then refuses their factors, and a Tune trial with a
+    diverged run is reported as failed (:mod:`pipelines.pcrec.tune`).
+    """
     import pandas as pd
     import pyarrow as pa
 
@@ -218,8 +235,14 @@ def write_results(ctx, results: list[dict]) -> None:
         tables.append(factor_table(m, s, r["U"], r["V"]))
         for row in r["history"]:
             curves.append({"method": m, "seed": s, **row})
+        div = diverged(r)
+        if div:
+            from pipelines.pcrec.factors import lr_key
+
+            ctx.log("WARNING: run %s seed %d diverged (%s); lower %s", m, s, div, lr_key(ctx.stage, m))
         runs.append({"method": m, "seed": s, "best_epoch": int(r["best_epoch"]),
                      "best_valid_ndcg10": float(r["best_valid_ndcg10"]),
+                     "diverged": bool(div),
                      "epochs_run": len([h for h in r["history"] if h["epoch"] > 0]),
                      "train_s": float(sum(h["train_s"] for h in r["history"])),
                      "wall_s": float(r["wall_s"])})

@@ -28,11 +28,40 @@ def factor_table(method: str, seed: int, users: np.ndarray, items: np.ndarray) -
     })
 
 
-def matrix(table: pa.Table, n: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+# The config key whose learning rate drives the stage that wrote a factor table (its name is
+# the part of ``where`` before the first "/"). target_embed only applies the pre-trained encoder.
+_TRAINED_BY = {"pretrain": ("pretrain", "pretrain.lr"), "target_embed": ("pretrain", "pretrain.lr"),
+               "finetune": ("finetune", "finetune.train.lr"),
+               "baselines": ("baselines", "baselines.lightgcn.train.lr (lightgcn) or "
+                                          "baselines.joint_mf.train.lr (joint_mf, default finetune.train.lr)")}
+
+
+def lr_key(stage: str, method: str | None = None) -> str:
+    """The learning-rate config key of the training stage ``stage`` (and ``method``)."""
+    if stage == "baselines" and method in ("lightgcn", "joint_mf"):
+        return f"baselines.{method}.train.lr" + (" (default finetune.train.lr)" if method == "joint_mf" else "")
+    return _TRAINED_BY.get(stage, (stage, f"{stage} learning rate"))[1]
+
+
+def divergence_fix(where: str, method: str | None = None) -> str:
+    """Hint for non-finite factors found in ``where`` (``"<stage>/<table>"``): name the stage
+    that trained them and its learning-rate key."""
+    stage = where.split("/", 1)[0].strip()
+    trained_by, key = _TRAINED_BY.get(stage, (stage, None))
+    if stage == "baselines" and method in ("lightgcn", "joint_mf"):
+        key = lr_key(stage, method)
+    how = f"lower {key}" if key else "lower learning rate"
+    return (f"the {trained_by} stage diverged (or the file was altered): re-run it with "
+            f"--force {trained_by} and a {how}")
+
+
+def matrix(table: pa.Table, n: int, where: str, method: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(mat, present)``: rows placed by ``idx`` into an ``(n, d)`` float32 matrix.
 
     ``present`` marks the rows found in ``table`` (others are zero). Raises InputError for an
-    ``idx`` outside ``0..n-1`` or rows of different length.
+    ``idx`` outside ``0..n-1``, rows of different length, or NaN/inf values (the hint names the
+    stage that trained them, from ``where`` = ``"<stage>/<table>"``, and its lr key; ``method``
+    refines it for baselines).
     """
     if table.num_rows == 0:
         return np.zeros((n, 0), np.float32), np.zeros(n, bool)
@@ -45,10 +74,10 @@ def matrix(table: pa.Table, n: int, where: str) -> tuple[np.ndarray, np.ndarray]
     vals = flat.reshape(len(lens), int(lens[0]))
     bad = ~np.isfinite(vals).all(axis=1)
     if bad.any():
-        raise InputError(f"{int(bad.sum())} of {len(vals)} embeddings contain NaN or inf",
+        raise InputError(f"{int(bad.sum())} of {len(vals)} embeddings"
+                         + (f" of {method}" if method else "") + " contain NaN or inf",
                          path=where, field="embedding",
-                         fix="the stage that wrote them diverged or the file was altered: re-run it "
-                         "with --force (e.g. a lower pretrain.lr)")
+                         fix=divergence_fix(where, method))
     idx = table.column("idx").to_numpy().astype(np.int64)
     if idx.min() < 0 or idx.max() >= n:
         raise InputError(f"idx {int(idx.max())} outside 0..{n - 1}", path=where, field="idx",
@@ -73,8 +102,8 @@ def model_factors(table: pa.Table, method: str, seed: int, n_users: int, n_items
                   where: str) -> tuple[np.ndarray, np.ndarray]:
     """User and item matrices of one (method, seed) from a factor table."""
     t = select(table, method=method, seed=seed)
-    U, _ = matrix(select(t, node_type="user"), n_users, where)
-    V, _ = matrix(select(t, node_type="item"), n_items, where)
+    U, _ = matrix(select(t, node_type="user"), n_users, where, method)
+    V, _ = matrix(select(t, node_type="item"), n_items, where, method)
     return U, V
 
 

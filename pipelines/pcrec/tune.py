@@ -267,6 +267,15 @@ def _final_metric(spec: TuneSpec, art) -> float:
     return float(df[spec.metric].mean())
 
 
+def trial_diverged(spec: TuneSpec, art, value: float) -> bool:
+    """A trial failed numerically: its final metric is NaN/inf, or a run of its result table
+    is marked ``diverged`` (loss or factors went non-finite, see ``bpr_runs.write_results``)."""
+    if not math.isfinite(value):
+        return True
+    df = art.df(spec.result_table)
+    return bool("diverged" in df.columns and df["diverged"].fillna(False).astype(bool).any())
+
+
 def trial_fn(config: dict, *, spec_json: str, base_tree: dict, root: str, pipeline: str) -> None:
     """Tune function trainable: run the pipeline up to ``trial_stage`` for one trial."""
     import ray.tune
@@ -281,7 +290,11 @@ def trial_fn(config: dict, *, spec_json: str, base_tree: dict, root: str, pipeli
     res = run_pipeline(pipe, cfg, root, until=spec.trial_stage, echo=False)
     art = res.artifact(spec.trial_stage)
     value = _final_metric(spec, art)
-    ray.tune.report({spec.metric: value, "final": 1, "cached": res.plans[spec.trial_stage].status == "hit",
+    div = trial_diverged(spec, art, value)
+    if div:  # failed: a worst-possible value for the scheduler, never a candidate for best
+        value = -math.inf if spec.mode == "max" else math.inf
+    ray.tune.report({spec.metric: value, "diverged": div, "final": 1,
+                     "cached": res.plans[spec.trial_stage].status == "hit",
                      "trial_fingerprint": art.fingerprint})
 
 
@@ -467,11 +480,14 @@ def collect(grid, spec: TuneSpec, trials: list[dict]) -> tuple[pd.DataFrame, pd.
         vals = vals[np.isfinite(vals)]
         best_val = (vals.max() if spec.mode == "max" else vals.min()) if len(vals) else float("nan")
         final = bool(df.get("final", pd.Series(dtype=float)).fillna(0).astype(bool).any()) if len(df) else False
-        status = "ERROR" if r.error else ("TERMINATED" if final else "STOPPED")
+        div = _reports_diverged(df)
+        if div:  # a diverged trial is failed: no value, never selected as best
+            best_val = float("nan")
+        status = "ERROR" if r.error else ("DIVERGED" if div else "TERMINATED" if final else "STOPPED")
         row = {"trial": int(t["trial"]), "is_default": bool(by_id[t["trial"]]["is_default"]),
                **{f"p:{k}": v for k, v in t["params"].items()},
                "params_json": json.dumps(t["params"], sort_keys=True),
-               "value": float(best_val), "reports": int(len(df)), "status": status,
+               "value": float(best_val), "reports": int(len(df)), "status": status, "diverged": div,
                "stopped_early": status == "STOPPED",
                "cached": bool(df["cached"].fillna(False).astype(bool).any()) if "cached" in df else False,
                "error": str(r.error)[:500] if r.error else None}
@@ -485,11 +501,28 @@ def collect(grid, spec: TuneSpec, trials: list[dict]) -> tuple[pd.DataFrame, pd.
     return res, pd.DataFrame(hist)
 
 
+def _reports_diverged(df: pd.DataFrame) -> bool:
+    """Any report of a trial flags ``diverged`` or a non-finite training loss (epoch > 0;
+    per-epoch reports of the trial's trainer carry ``loss`` and ``epoch``)."""
+    if not len(df):
+        return False
+    if "diverged" in df.columns and df["diverged"].fillna(False).astype(bool).any():
+        return True
+    if "loss" in df.columns and "epoch" in df.columns:
+        loss = pd.to_numeric(df["loss"], errors="coerce").to_numpy(dtype=float)
+        epoch = pd.to_numeric(df["epoch"], errors="coerce").fillna(0).to_numpy(dtype=float)
+        return bool((~np.isfinite(loss) & (epoch > 0)).any())
+    return False
+
+
 def select_best(results: pd.DataFrame, spec: TuneSpec) -> dict:
-    ok = results[np.isfinite(results.value)]
+    """The best trial by validation value; diverged trials and non-finite values never qualify."""
+    div = results["diverged"].fillna(False).astype(bool) if "diverged" in results else False
+    ok = results[np.isfinite(results.value.astype(float)) & ~div]
     if ok.empty:
         errs = results.error.dropna().tolist()
-        raise ConfigError(f"tune: no trial reported {spec.metric}; first error: {errs[:1]}")
+        raise ConfigError(f"tune: no trial reported a finite {spec.metric} "
+                          f"({int(np.sum(div))} of {len(results)} diverged); first error: {errs[:1]}")
     row = ok.loc[ok.value.idxmax() if spec.mode == "max" else ok.value.idxmin()]
     return {"trial": int(row.trial), "value": float(row.value), "params": json.loads(row.params_json)}
 

@@ -167,3 +167,84 @@ def test_placement_group_of_a_dead_trainer_is_released(ray_local):
     assert removed == 1
     assert release_orphan_placement_groups() == 0
     remove_placement_group(own)
+
+
+# ---------------------------------------------------------------- diverged trials (issue 12)
+def _spec_for_select(mode="max"):
+    return TuneSpec.model_validate({"space": [{"path": "finetune.train.lr", "choice": [0.1]}], "mode": mode})
+
+
+def _results(rows):
+    base = {"is_default": False, "reports": 1, "status": "TERMINATED", "error": None, "diverged": False}
+    return pd.DataFrame([{**base, "params_json": json.dumps({"finetune.train.lr": r["trial"] / 10}), **r}
+                         for r in rows])
+
+
+@pytest.mark.parametrize("mode", ["max", "min"])
+def test_select_best_never_picks_a_nan_or_diverged_trial(mode):
+    from pipelines.pcrec.tune import select_best
+
+    res = _results([
+        {"trial": 0, "value": float("nan"), "status": "DIVERGED", "diverged": True},
+        {"trial": 1, "value": 1.0, "status": "DIVERGED", "diverged": True},   # a "perfect" diverged one
+        {"trial": 2, "value": 0.3},
+        {"trial": 3, "value": float("inf")},
+        {"trial": 4, "value": -float("inf")},
+        {"trial": 5, "value": 0.2},
+    ])
+    best = select_best(res, _spec_for_select(mode))
+    assert best["trial"] == (2 if mode == "max" else 5)
+    assert best["params"] == {"finetune.train.lr": best["trial"] / 10}
+
+
+def test_select_best_with_only_diverged_trials_is_a_clear_error():
+    from pipelines.pcrec.tune import select_best
+
+    res = _results([{"trial": 0, "value": float("nan"), "diverged": True},
+                    {"trial": 1, "value": 0.9, "diverged": True}])
+    with pytest.raises(ConfigError, match="2 of 2 diverged"):
+        select_best(res, _spec_for_select())
+
+
+def test_reports_with_a_non_finite_loss_mark_the_trial_diverged():
+    from pipelines.pcrec.tune import _reports_diverged
+
+    ok = pd.DataFrame({"epoch": [0, 1, 2], "loss": [float("nan"), 0.5, 0.4],   # epoch 0: direct mode
+                       "best_valid_ndcg10": [0.1, 0.2, 0.3]})
+    assert not _reports_diverged(ok)
+    assert _reports_diverged(ok.assign(loss=[float("nan"), 0.5, float("nan")]))
+    assert _reports_diverged(pd.DataFrame({"best_valid_ndcg10": [-float("inf")], "diverged": [True]}))
+    assert not _reports_diverged(pd.DataFrame())
+
+
+def test_non_finite_factors_hint_names_the_stage_that_trained_them():
+    import numpy as np
+
+    from components.errors import InputError
+    from pipelines.pcrec.factors import factor_table, model_factors
+
+    U = np.ones((2, 3), np.float32)
+    V = np.ones((4, 3), np.float32)
+    V[1, 0] = np.nan
+    for stage, method, key in [("finetune", "pretrain_init", "finetune.train.lr"),
+                               ("baselines", "lightgcn", "baselines.lightgcn.train.lr"),
+                               ("pretrain", "x", "pretrain.lr")]:
+        t = factor_table(method, 0, U, V)
+        with pytest.raises(InputError) as e:
+            model_factors(t, method, 0, 2, 4, f"{stage}/embeddings")
+        msg = str(e.value)
+        assert f"--force {stage}" in msg and key in msg, msg
+        if stage != "pretrain":
+            assert "pretrain.lr" not in msg
+
+
+def test_a_run_with_a_nan_loss_or_nan_factors_is_diverged():
+    import numpy as np
+
+    from pipelines.pcrec.bpr_runs import diverged
+
+    ok = {"history": [{"epoch": 0, "loss": float("nan")}, {"epoch": 1, "loss": 0.6}],
+          "U": np.ones((2, 2)), "V": np.ones((3, 2))}
+    assert diverged(ok) is None                                   # epoch 0 (direct mode) is no loss
+    assert "epoch 2" in diverged({**ok, "history": ok["history"] + [{"epoch": 2, "loss": float("inf")}]})
+    assert "item factors" in diverged({**ok, "V": np.array([[1.0, np.nan]])})
