@@ -2,6 +2,11 @@
 
 Every error raised because of a user's input names the offending file / row / field and
 says what to do. The CLI prints the message and exits with status 2.
+
+Layering: a component (``components/``) knows its own function arguments, not the pipeline
+config, so its hints name those arguments and it sets ``param`` to the argument the error is
+about. The stage that called it (``pipelines/``) knows which config key fed that argument and
+replaces the hint with one naming the key (``pipelines.core.hints.config_hints``).
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ class InputError(RecgenError, ValueError):
     """Bad input data: a file, a row or a field that cannot be used as given."""
 
     def __init__(self, message: str, *, path: str | None = None, row: int | None = None,
-                 field: str | None = None, fix: str | None = None):
+                 field: str | None = None, fix: str | None = None, param: str | None = None):
         parts = []
         if path is not None:
             parts.append(str(path))
@@ -27,7 +32,9 @@ class InputError(RecgenError, ValueError):
         if fix:
             text += f" — {fix}"
         super().__init__(text)
+        self.message = message
         self.path, self.row, self.field, self.fix = path, row, field, fix
+        self.param = param  # the raising function's argument the error is about (see module doc)
 
 
 class ConfigError(RecgenError, ValueError):

@@ -513,7 +513,8 @@ def read_item_categories(path: str, *, item: str | None = None, category: str | 
     missing = [c for c in (item, category) if c not in names]
     if missing:
         raise InputError(f"missing column(s) {missing} in the item table; found {names}", path=path,
-                         fix="set data.domain.item_column / data.domain.category_column")
+                         param="item" if item in missing else "category",
+                         fix="pass item= / category= naming the table's item id and category columns")
     try:
         if fmt == "parquet":
             table = pq.read_table(path, columns=[item, category])

@@ -51,11 +51,11 @@ def leave_one_out(interactions: pd.DataFrame, *, domain: str = "target",
                          fix="run the kcore stage first or supply the columns of kcore/interactions")
     if min_interactions < 3:
         raise InputError(f"min_interactions={min_interactions} < 3 would leave users without "
-                         "training rows", field="split.min_interactions", fix="use 3 or more")
+                         "training rows", param="min_interactions", fix="pass min_interactions >= 3")
     is_dom = (interactions["domain"] == domain).to_numpy()
     if not is_dom.any():
-        raise InputError(f"no rows with domain == '{domain}'", path=source, field="domain",
-                         fix="check data.target / the ingest domain labels")
+        raise InputError(f"no rows with domain == '{domain}'", path=source, field="domain", param="domain",
+                         fix=f"pass the domain the rows are labelled with, or label some rows '{domain}'")
 
     dom = interactions.loc[is_dom].sort_values(["uid", "ts", "iid"], kind="mergesort")
     uid = dom["uid"].to_numpy()

@@ -52,7 +52,8 @@ def load_target(ctx) -> TargetData:
     n_i = int((items.domain == "target").sum())
     if n_u == 0 or n_i == 0:
         raise InputError("no target-domain users or items", path="kcore/users",
-                         fix="check data.target and the k-core thresholds")
+                         fix="check the domain assignment (data.domain; data.ml1m.target for the "
+                             "ML-1M recipe) and the k-core threshold kcore.k_target")
     sp = ctx.input("split")
     cols = ["domain", "uid", "iid"]
     tr = sp.df("train", columns=cols)

@@ -36,7 +36,9 @@ def run_graph(ctx) -> None:
         if n_u == 0 or n_i == 0 or rows.empty:
             raise InputError(f"domain '{dom}' has no users, items or training rows",
                              path="split/train", field="domain",
-                             fix="check data.source/data.target and the k-core thresholds")
+                             fix="check the domain assignment (data.domain; data.ml1m.source / "
+                                 "data.ml1m.target for the ML-1M recipe) and the k-core thresholds "
+                                 "(kcore.k_source / kcore.k_target)")
         g = build_bipartite(rows.uid.to_numpy(), rows.iid.to_numpy(), n_u, n_i,
                             where=f"split/train ({dom})")
         edges.append(edge_table(g, dom))

@@ -10,6 +10,7 @@ import os
 from components.data.ingest import DomainRule, format_stats, ingest
 from components.data.recipes import DataSource, FileInput, load_source, ml1m_source, synthetic_read
 from components.errors import ConfigError
+from pipelines.core.hints import config_hints
 
 
 def domain_rule(cfg) -> DomainRule:
@@ -67,7 +68,9 @@ def run_ingest(ctx) -> None:
         ctx.log("synthetic data: %d interactions (seed %d)", s.n_interactions, ctx.seed)
     else:
         ctx.log("reading %s", ", ".join(f.path for f in src.files))
-        reads, file_domains, cats = load_source(src)
+        hint = "set data.item_column / data.category_column to the item table's columns"
+        with config_hints(item=hint, category=hint):
+            reads, file_domains, cats = load_source(src)
         rule = src.rule
     ing = cfg.ingest
     res = ingest(reads, rule, file_domains=file_domains, item_categories=cats, duplicates=ing.duplicates,

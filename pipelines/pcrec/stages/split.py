@@ -7,13 +7,18 @@ per evaluated user) and ``test`` (last target row per evaluated user), all with 
 from __future__ import annotations
 
 from components.pcrec.split import leave_one_out
+from pipelines.core.hints import config_hints
 
 
 def run_split(ctx) -> None:
     """Stage body: read kcore/interactions, split, write train/valid/test."""
     inter = ctx.input("kcore").df("interactions")
     cfg = ctx.cfg.split
-    parts = leave_one_out(inter, domain="target", min_interactions=cfg.min_interactions)
+    with config_hints(
+            min_interactions="set split.min_interactions to 3 or more",
+            domain="no target-domain rows are left: check the domain assignment (data.domain; "
+                   "data.ml1m.target for the ML-1M recipe) and kcore.k_target"):
+        parts = leave_one_out(inter, domain="target", min_interactions=cfg.min_interactions)
     ctx.out.write_table("train", parts.train)
     ctx.out.write_table("valid", parts.valid)
     ctx.out.write_table("test", parts.test)
