@@ -38,20 +38,23 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def load_pipeline_config(name: str, args):
+    """The pipeline and its config; relative paths in it are made absolute against the current
+    directory (stages may run in other working directories: Ray workers, Tune trials)."""
     from pipelines.core.config import load_config
     from pipelines.registry import get_pipeline
 
     pipe = get_pipeline(name)
-    return pipe, load_config(pipe.config_cls, args.config, args.sets)
+    return pipe, load_config(pipe.config_cls, args.config, args.sets, base_dir=os.getcwd())
 
 
 def cmd_run(args) -> int:
     from pipelines.core.ray_env import init_ray
-    from pipelines.core.runner import run_pipeline
+    from pipelines.core.runner import preflight, run_pipeline
 
     pipe, cfg = load_pipeline_config(args.pipeline, args)
     if args.until:
         pipe.stage(args.until)
+    preflight(pipe, cfg, artifacts_root(args), until=args.until)  # fail fast, before Ray starts
     init_ray(args.address, num_cpus=args.num_cpus)
     res = run_pipeline(pipe, cfg, artifacts_root(args), until=args.until, force=args.force)
     print(f"[{pipe.name}] run {res.run_id} finished: "

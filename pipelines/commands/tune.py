@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import os
+
 from components.errors import ConfigError
 
 TUNABLE = ("pcrec",)
@@ -13,8 +15,10 @@ TUNABLE = ("pcrec",)
 
 def cmd_tune(args) -> int:
     from pipelines.cli import artifacts_root
-    from pipelines.core.config import deep_merge, parse_sets, read_yaml
+    from pipelines.core.config import deep_merge, parse_sets, read_yaml, resolve_config_paths, validate_config
     from pipelines.core.ray_env import init_ray
+    from pipelines.core.runner import preflight
+    from pipelines.registry import get_pipeline
     from pipelines.pcrec.tune import load_spec, run_search
 
     if args.pipeline not in TUNABLE:
@@ -23,6 +27,11 @@ def cmd_tune(args) -> int:
     base = read_yaml(args.config) if args.config else {}
     base = deep_merge(base, parse_sets(args.sets))
     spec = load_spec(args.space, args.tune_sets)
+    # trials run in their own working directories: relative paths become absolute here, and
+    # inputs and the artifact root are checked before Ray starts
+    pipe = get_pipeline(args.pipeline)
+    base = resolve_config_paths(pipe.config_cls, base, os.getcwd(), source=args.config or "--set")
+    preflight(pipe, validate_config(pipe.config_cls, base, args.config or "--set"), artifacts_root(args))
     init_ray(args.address, num_cpus=args.num_cpus)
     out = run_search(args.pipeline, base, spec, artifacts_root(args), resume=args.resume,
                      evaluate=not args.no_test)

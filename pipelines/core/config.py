@@ -7,6 +7,7 @@ parsed as YAML, so ``--set sample.r=3`` is an int and ``--set finetune.modes=[a,
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
@@ -119,8 +120,13 @@ def validate_config(cls: type[M], tree: dict, source: str = "config") -> M:
         raise ConfigError(format_validation_error(cls, e, source)) from None
 
 
-def load_config(cls: type[M], path: str | Path | None = None, sets: Iterable[str] = ()) -> M:
-    """Defaults < YAML file < ``--set`` overrides, validated against ``cls``."""
+def load_config(cls: type[M], path: str | Path | None = None, sets: Iterable[str] = (),
+                base_dir: str | Path | None = None) -> M:
+    """Defaults < YAML file < ``--set`` overrides, validated against ``cls``.
+
+    With ``base_dir``, relative paths in path fields (:func:`path_field`) are made absolute
+    against it (the CLI passes the current directory; see :func:`resolve_config_paths`).
+    """
     tree: dict = {}
     source = []
     if path:
@@ -130,7 +136,79 @@ def load_config(cls: type[M], path: str | Path | None = None, sets: Iterable[str
     if overrides:
         tree = deep_merge(tree, overrides)
         source.append("--set")
-    return validate_config(cls, tree, " + ".join(source) or "defaults")
+    where = " + ".join(source) or "defaults"
+    if base_dir is not None:
+        tree = resolve_config_paths(cls, tree, base_dir, source=where)
+    return validate_config(cls, tree, where)
+
+
+# ---------------------------------------------------------------------------- path fields
+def path_field(default: Any = None, *, kind: str = "file", description: str = "") -> Any:
+    """A config field holding a local input path. ``kind``: ``file``, ``dir`` or ``any``
+    (a file or a folder). Relative values are resolved against the working directory when
+    the CLI loads the config (Ray Tune runs each trial in its own working directory)."""
+    return Field(default, description=description, json_schema_extra={"path": kind})
+
+
+def config_paths(cfg: BaseModel) -> list[tuple[tuple, str, str]]:
+    """Every set path field of ``cfg``: ``(loc, value, kind)``; ``loc`` is the key tuple, with
+    list indices as ints (format it with :func:`path_key`)."""
+    out: list[tuple[tuple, str, str]] = []
+
+    def walk(model: BaseModel, loc: tuple) -> None:
+        for name, info in type(model).model_fields.items():
+            value = getattr(model, name)
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            if extra.get("path") and isinstance(value, str) and value:
+                out.append(((*loc, name), value, str(extra["path"])))
+            elif isinstance(value, BaseModel):
+                walk(value, (*loc, name))
+            elif isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    if isinstance(item, BaseModel):
+                        walk(item, (*loc, name, i))
+
+    walk(cfg, ())
+    return out
+
+
+def path_key(loc: tuple) -> str:
+    """``("data", "files", 0, "path")`` -> ``"data.files[0].path"``."""
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key
+
+
+def _absolute(value: str, base: str | Path) -> str:
+    if "://" in value:  # a URI (s3://, gs://): not a local path
+        return value
+    v = os.path.expanduser(value)
+    return v if os.path.isabs(v) else os.path.normpath(os.path.join(os.path.abspath(base), v))
+
+
+def resolve_config_paths(cls: type[BaseModel], tree: dict, base_dir: str | Path | None = None,
+                         source: str = "config") -> dict:
+    """A copy of the raw config ``tree`` whose relative path fields are absolute (against
+    ``base_dir``, default the current directory). Fields left at their defaults are written
+    only when the default is relative. Raises ConfigError if ``tree`` is invalid."""
+    base = os.getcwd() if base_dir is None else base_dir
+    cfg = validate_config(cls, tree, source)
+    out = copy.deepcopy(tree)
+    for loc, value, _kind in config_paths(cfg):
+        new = _absolute(value, base)
+        if new == value:
+            continue
+        node: Any = out
+        for part in loc[:-1]:
+            if isinstance(part, int):
+                node = node[part]
+            else:
+                if not isinstance(node.get(part), (dict, list)):
+                    node[part] = {}
+                node = node[part]
+        node[loc[-1]] = new
+    return out
 
 
 def config_dump(cfg: BaseModel) -> dict:

@@ -43,12 +43,28 @@ def code_version() -> dict:
 _FILE_FP_CACHE: dict[tuple, str] = {}
 
 
-def _external_fp(paths: Iterable[str]) -> dict[str, str]:
-    out = {}
-    for p in paths:
+def _named(paths) -> list[tuple[str, str | None]]:
+    """``external_inputs(cfg)`` as ``[(path, config key or None)]`` (a list of paths, or a
+    mapping path -> the config key that names it)."""
+    if isinstance(paths, dict):
+        return [(str(p), k) for p, k in paths.items()]
+    return [(str(p), None) for p in paths or ()]
+
+
+def check_external_inputs(paths) -> None:
+    """Every external input exists: a missing one is an InputError naming the file and its
+    config key (never silently left out of a fingerprint)."""
+    for p, key in _named(paths):
         if not os.path.exists(p):
-            raise InputError("input file does not exist", path=p,
-                             fix="check data.path in the config or --set data.path=FILE")
+            raise InputError("input file does not exist", path=p, field=key,
+                             fix=f"check {key or 'data.path'} in the config or --set {key or 'data.path'}=FILE "
+                                 f"(relative paths are resolved against the directory recgen runs in)")
+
+
+def _external_fp(paths) -> dict[str, str]:
+    check_external_inputs(paths)
+    out = {}
+    for p, _key in _named(paths):
         if os.path.isdir(p):
             entries = sorted((e.name, e.stat().st_size, int(e.stat().st_mtime))
                              for e in os.scandir(p))
@@ -60,6 +76,19 @@ def _external_fp(paths: Iterable[str]) -> dict[str, str]:
             _FILE_FP_CACHE[key] = file_fingerprint(p)
         out[p] = _FILE_FP_CACHE[key]
     return out
+
+
+def preflight(pipeline: Pipeline, cfg: Any, root: str, until: str | None = None) -> None:
+    """Checks that need no Ray, run by the CLI before Ray starts: every external input of the
+    selected stages exists (and passes its pipeline's own checks, e.g. a known file format),
+    and a local artifact root is writable (remote roots, ``s3://`` etc., are checked by the
+    runner). Raises InputError / ConfigError."""
+    if "://" not in root or root.startswith("file://"):
+        Store(root).check_writable()
+    selected = set(pipeline.upstream(until) if until else [s.name for s in pipeline.stages])
+    for s in pipeline.stages:
+        if s.name in selected and s.external_inputs:
+            check_external_inputs(s.external_inputs(cfg))
 
 
 def stage_fingerprint(pipeline: Pipeline, stage: Stage, cfg: Any, input_fps: dict[str, str]) -> tuple[str, dict]:

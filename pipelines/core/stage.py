@@ -21,7 +21,10 @@ class Stage:
     runs it in the driver (for stages that launch Ray Train / Ray Tune themselves).
     ``config_keys`` are the top-level config sections that change what the stage computes.
     ``external_inputs(cfg)`` may return local file paths whose content is part of the
-    fingerprint (raw data files of ingest stages).
+    fingerprint (raw data files of ingest stages), as a list or as a mapping path -> the
+    config key naming it (used in errors). Every path returned must exist: a missing one is
+    an error, checked before Ray starts (:func:`pipelines.core.runner.preflight`); the
+    function may raise InputError itself for inputs it cannot use (e.g. an unknown format).
     """
 
     name: str
@@ -30,7 +33,7 @@ class Stage:
     config_keys: tuple[str, ...] = ()
     kind: Literal["task", "driver"] = "task"
     version: int = 1
-    external_inputs: Callable[[Any], list[str]] | None = None
+    external_inputs: Callable[[Any], list[str] | dict[str, str]] | None = None
     description: str = ""
 
 

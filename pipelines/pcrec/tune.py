@@ -44,7 +44,7 @@ from pydantic import Field, model_validator
 
 from components.errors import ConfigError
 from pipelines.core.config import (StrictModel, config_dump, deep_merge, parse_sets, read_yaml,
-                                   validate_config)
+                                   resolve_config_paths, validate_config)
 
 TRIAL_DRIVER_MEMORY = 64 * 2**20
 DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "configs" / "pcrec" / "tune.yaml"
@@ -373,6 +373,8 @@ def run_search(pipeline: str, base_tree: dict, spec: TuneSpec, root: str, *, res
     from pipelines.core.artifacts import Store
 
     pipe = resolve_pipeline(pipeline)
+    # each trial runs in its own working directory: relative input paths must be absolute
+    base_tree = resolve_config_paths(pipe.config_cls, base_tree, source="base config")
     base_cfg = validate_config(pipe.config_cls, base_tree, "base config")
     base_dump = config_dump(base_cfg)
     trials = expand_trials(spec, base_dump)

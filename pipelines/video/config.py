@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from pipelines.core.config import StageResources, StrictModel
+from pipelines.core.config import StageResources, StrictModel, path_field
 from pipelines.core.train import TrainerConfig
 
 
@@ -36,9 +36,9 @@ class DataConfig(StrictModel):
     """
 
     source: Literal["motion", "arrow", "folder", "ucf", "kinetics"] = "motion"
-    root: str | None = None
-    split_dir: str | None = None
-    csv: str | None = None
+    root: str | None = path_field(None, kind="dir", description="folder of the videos")
+    split_dir: str | None = path_field(None, kind="dir", description="ucf: folder of the split files")
+    csv: str | None = path_field(None, description="kinetics: the annotations csv")
     fold: int = Field(1, ge=1, le=3)
     val_fraction: float = Field(0.2, ge=0, lt=1, description="folder layout without split folders")
     verify: bool = Field(True, description="demux every packet and decode first/last frame at ingest")

@@ -53,7 +53,10 @@ def test_config_resolution():
     cfg = load_config(PCRecConfig, None, [])
     assert cfg.data.recipe == "ml1m" and cfg.kcore.k() == {"source": (10, 10), "target": (5, 5)}
     cfg = load_config(PCRecConfig, None, ["data.files=[{path: a.jsonl, domain: source}, {path: b.jsonl, domain: target}]"])
-    assert domain_rule(cfg).by == "file" and data_files(cfg) == []
+    assert domain_rule(cfg).by == "file"
+    # a missing input is an error naming the file and its key, never left out of the fingerprint
+    with pytest.raises(InputError, match=r"a\.jsonl, field 'data\.files\[0\]\.path': input file does not exist"):
+        data_files(cfg)
     cfg = load_config(PCRecConfig, None, ["data.path=x.csv", "data.domain.source=[A]", "data.domain.target=[B]"])
     assert domain_rule(cfg).by == "category" and data_source(cfg).files[0].path == "x.csv"
     with pytest.raises(ConfigError, match="unknown canonical column"):

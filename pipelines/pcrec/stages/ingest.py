@@ -9,7 +9,8 @@ import os
 
 from components.data.ingest import DomainRule, format_stats, ingest
 from components.data.recipes import DataSource, FileInput, load_source, ml1m_source, synthetic_read
-from components.errors import ConfigError
+from components.data.readers import FORMATS, detect_format
+from components.errors import ConfigError, InputError
 from pipelines.core.hints import config_hints
 
 
@@ -44,18 +45,53 @@ def data_source(cfg) -> DataSource | None:
     return None
 
 
-def data_files(cfg) -> list[str]:
-    """Raw input files whose content is part of the ingest fingerprint."""
-    try:
-        src = data_source(cfg)
-    except Exception:  # noqa: BLE001 — reported by the stage itself, with its message
-        return []
-    if src is None:
-        return []
-    files = [f.path for f in src.files] + ([src.item_path] if src.item_path else [])
-    return [f for f in files if os.path.isfile(f)]
+def data_files(cfg) -> dict[str, str]:
+    """Raw input files whose content is part of the ingest fingerprint: ``{path: config key}``.
 
-
+    Checked here, so before Ray starts (:func:`pipelines.core.runner.preflight`) and at every
+    fingerprint: a missing file, a directory, or (``format: auto``) an extension that names no
+    known format is an InputError naming the file and its key.
+    """
+    data = cfg.data
+    if data.path and data.files:
+        raise ConfigError("set either data.path or data.files, not both")
+    named = []  # (path, key, format or None)
+    if data.path:
+        named.append((data.path, "data.path", data.format))
+    for i, f in enumerate(data.files):
+        named.append((f.path, f"data.files[{i}].path", f.format))
+    if data.item_path:
+        named.append((data.item_path, "data.item_path", None))
+    if not named:
+        try:
+            src = data_source(cfg)   # a recipe (ml1m): its files come with a package
+        except Exception:  # noqa: BLE001 — reported by the stage itself, with its message
+            return {}
+        if src is None:
+            return {}
+        named = [(f.path, "data.recipe", None) for f in src.files]
+        named += [(src.item_path, "data.recipe", None)] if src.item_path else []
+    out = {}
+    for path, key, fmt in named:
+        if not os.path.exists(path):
+            raise InputError("input file does not exist", path=path, field=key,
+                             fix=f"check {key} (relative paths are resolved against the directory "
+                                 "recgen runs in)")
+        if os.path.isdir(path):
+            raise InputError("is a directory, not a file", path=path, field=key,
+                             fix="pass one interactions file (.csv, .tsv, .jsonl, .parquet or RecBole "
+                                 ".inter) as data.path, or list a folder's files under data.files "
+                                 "(one entry per file, with its domain)")
+        if fmt == "auto":
+            try:
+                detect_format(path)
+            except InputError:
+                ext = os.path.splitext(os.path.basename(path))[1]
+                raise InputError(f"cannot tell the format from the extension '{ext}'", path=path, field=key,
+                                 fix=f"rename the file or set its format ({key.rsplit('.', 1)[0]}"
+                                     f".format, one of {', '.join(FORMATS)})") from None
+        out[path] = key
+    return out
 def run_ingest(ctx) -> None:
     cfg = ctx.cfg
     src = data_source(cfg)

@@ -10,9 +10,12 @@ from components.video.index import build_index, read_kinetics_csv, read_split_fi
 from components.video.motion import MOTION_CLASSES, render_dataset
 
 
-def external_inputs(cfg) -> list[str]:
+def external_inputs(cfg) -> dict[str, str]:
+    """The dataset paths of the chosen source (``{path: config key}``); rendered sources have none."""
     d = cfg.data
-    return [p for p in (d.root, d.split_dir, d.csv) if p] if d.source not in ("motion", "arrow") else []
+    if d.source in ("motion", "arrow"):
+        return {}
+    return {p: f"data.{k}" for k in ("root", "split_dir", "csv") if (p := getattr(d, k))}
 
 
 def _render(ctx, d) -> tuple[pd.DataFrame, list[str] | None, str]:

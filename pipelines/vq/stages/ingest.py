@@ -9,14 +9,13 @@ from components.errors import InputError
 from components.vq.data import ImageSet, load_images, to_frame
 
 
-def data_files(cfg) -> list[str]:
-    """Raw files whose content is part of the ingest fingerprint."""
+def data_files(cfg) -> dict[str, str]:
+    """Raw files whose content is part of the ingest fingerprint (``{path: config key}``); a
+    missing ``data.path`` is returned as is, so fingerprinting reports it (never omitted)."""
     p = Path(cfg.data.path)
-    if p.is_file():
-        return [str(p)]
     if p.is_dir():
-        return sorted(str(f) for f in p.rglob("*") if f.is_file())
-    return []
+        return {str(f): "data.path" for f in sorted(p.rglob("*")) if f.is_file()}
+    return {str(p): "data.path"}
 
 
 def _subset(idx: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndarray:
