@@ -3,7 +3,8 @@
 Each reader returns a :class:`ReadResult`: the rows that parsed, renamed to canonical names
 (``user``, ``item``, ``rating`` float64, ``ts`` int64, plus ``domain`` / ``category`` as strings
 when mapped), and a *rejects* table (``file``, ``line``, ``reason``, ``raw``) for the rows that did
-not. Row-level problems (wrong field count, empty id, non-numeric rating or timestamp, invalid
+not. Row-level problems (wrong field count, empty id, non-numeric rating or timestamp, a
+negative or fractional timestamp — ``ts`` is whole seconds since the Unix epoch —, invalid
 JSON) become rejects; file-level problems (missing file or column, unreadable or empty file)
 raise :class:`~components.errors.InputError` at once, naming the file and what is wrong.
 
@@ -220,6 +221,10 @@ def _analyze(path: str, table: pa.Table, line_of: Callable[[np.ndarray], np.ndar
     ts, miss, bad = _parse_float(table.column("ts"))
     mark(bad, "non-numeric ts")
     mark(miss, "missing ts")
+    # ts is whole seconds since the Unix epoch: negative or fractional values are rejects
+    tsv = np.nan_to_num(ts.to_numpy(zero_copy_only=False), nan=0.0)
+    mark(tsv < 0, "negative ts")
+    mark(tsv != np.floor(tsv), "fractional ts")
     cols["rating"] = rating
     for extra in ("domain", "category"):
         if extra in table.column_names:

@@ -116,3 +116,18 @@ def test_unknown_extension_and_unknown_column_key(tmp_path):
         read_interactions(p)
     with pytest.raises(InputError, match="unknown canonical column 'usr'"):
         read_interactions(FIX / "tiny.csv", columns={"usr": "user"})
+
+
+def test_negative_and_fractional_timestamps_are_rejects_with_a_reason(tmp_path):
+    """ts is whole seconds since the Unix epoch (issue 12): no silent flooring or pre-1970 values."""
+    p = tmp_path / "ts.csv"
+    p.write_text("user,item,rating,ts,domain\nu1,i1,5,100,source\nu2,i2,4,-5,source\n"
+                 "u3,i3,3,100.5,target\nu4,i4,2,1e3,target\nu5,i5,1,-0.5,target\n")
+    r = read_interactions(p)
+    assert rejects_of(r) == [(3, "negative ts"), (4, "fractional ts"), (6, "negative ts")]
+    assert r.table.column("ts").to_pylist() == [100, 1000]
+    q = tmp_path / "ts.parquet"
+    pq.write_table(pa.table({"user": ["a", "b"], "item": ["x", "y"], "rating": [1.0, 2.0],
+                             "ts": [1.25, 7.0], "domain": ["source", "source"]}), q)
+    r = read_interactions(q)
+    assert rejects_of(r) == [(1, "fractional ts")] and r.table.column("ts").to_pylist() == [7]
