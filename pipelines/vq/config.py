@@ -9,15 +9,15 @@ from typing import Literal
 
 from pydantic import Field
 
-from pipelines.core.config import StageResources, StrictModel, path_field
+from pipelines.core.config import StageResources, StrictModel
 from pipelines.core.train import TrainerConfig
 
 
 class DataConfig(StrictModel):
     """Image source: a folder of idx(.gz) files, an .npz, or one sub-folder per class."""
 
-    path: str = path_field("/usr/share/datasets/fashion-mnist", kind="any", description="file or folder")
-    format: Literal["auto", "idx", "npz", "folder"] = "auto"
+    path: str = Field("/usr/share/datasets/fashion-mnist", description="file or folder")
+    format: Literal["auto", "idx", "npz", "folder"] = Field("auto", description="auto (from the path), idx, npz or folder")
     image_size: int = Field(32, ge=8, description="images are zero-padded (or resized) to this square")
     max_train: int | None = Field(12000, ge=1, description="random subset of the train split")
     max_test: int | None = Field(2000, ge=1, description="random subset of the test split")
@@ -27,25 +27,25 @@ class DataConfig(StrictModel):
 class VQModelConfig(StrictModel):
     """Encoder/decoder widths and the quantiser. ``levels`` overrides the model's default."""
 
-    hidden: int = Field(64, ge=4)
-    res_channels: int = Field(32, ge=2)
-    n_res: int = Field(2, ge=0)
+    hidden: int = Field(64, ge=4, description="encoder/decoder width (paper: 256)")
+    res_channels: int = Field(32, ge=2, description="residual block width (paper: 256)")
+    n_res: int = Field(2, ge=0, description="residual blocks per encoder/decoder")
     num_codes: int = Field(512, ge=2, description="K")
     code_dim: int = Field(32, ge=1, description="D")
     levels: int | None = Field(None, ge=1, le=3, description="None: 1 for vqvae, 2 for vqvae2; 3 = third level")
     ema: bool = Field(True, description="EMA codebook updates (False: codebook loss)")
-    decay: float = Field(0.99, gt=0, lt=1)
-    beta: float = Field(0.25, ge=0)
+    decay: float = Field(0.99, gt=0, lt=1, description="EMA decay of the codebook statistics")
+    beta: float = Field(0.25, ge=0, description="commitment loss weight")
     restart_threshold: float = Field(0.0, ge=0, description="dead-code restart (0 = off); 1.0 = uniform usage")
     data_init: bool = Field(False, description="codebook from the first batch's encoder outputs")
 
 
 class VQTrainConfig(StrictModel):
     threads: int = Field(1, ge=1, description="torch threads per worker")
-    epochs: int = Field(3, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(2e-3, gt=0)
-    max_steps_per_epoch: int | None = Field(None, ge=1)
+    epochs: int = Field(3, ge=1, description="VQ model training epochs")
+    batch_size: int = Field(64, ge=1, description="images per step and worker")
+    lr: float = Field(2e-3, gt=0, description="Adam learning rate")
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (None: the whole training set)")
     trainer: TrainerConfig = TrainerConfig()
 
 
@@ -53,34 +53,34 @@ class PriorConfig(StrictModel):
     """Top prior: gated PixelCNN + causal attention (PixelSNAIL style); lower levels: gated PixelCNN
     conditioned on the codes above."""
 
-    channels: int = Field(64, ge=4)
-    layers: int = Field(6, ge=1)
-    top_layers: int = Field(4, ge=1)
-    kernel: int = Field(3, ge=3)
+    channels: int = Field(64, ge=4, description="width of the prior networks")
+    layers: int = Field(6, ge=1, description="gated layers of the lower-level priors")
+    top_layers: int = Field(4, ge=1, description="gated layers of the top prior")
+    kernel: int = Field(3, ge=3, description="gated convolution kernel size")
     attn_every: int = Field(2, ge=0, description="attention after every n top-prior layers (0 = none)")
-    heads: int = Field(4, ge=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
+    heads: int = Field(4, ge=1, description="attention heads of the top prior")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on attention weights and residual blocks")
     cond_res: int = Field(2, ge=0, description="residual blocks of the conditioning stack")
-    class_conditional: bool = True
-    epochs: int = Field(6, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(2e-3, gt=0)
+    class_conditional: bool = Field(True, description="condition the priors on the class label")
+    epochs: int = Field(6, ge=1, description="prior training epochs")
+    batch_size: int = Field(64, ge=1, description="code maps per step and worker")
+    lr: float = Field(2e-3, gt=0, description="Adam learning rate")
     threads: int = Field(1, ge=1, description="torch threads per worker")
     trainer: TrainerConfig = TrainerConfig()
 
 
 class ClassifierConfig(StrictModel):
-    width: int = Field(32, ge=4)
-    epochs: int = Field(2, ge=1)
-    batch_size: int = Field(128, ge=1)
-    lr: float = Field(2e-3, gt=0)
+    width: int = Field(32, ge=4, description="channels of the small rejection classifier")
+    epochs: int = Field(2, ge=1, description="classifier training epochs")
+    batch_size: int = Field(128, ge=1, description="images per step")
+    lr: float = Field(2e-3, gt=0, description="Adam learning rate")
 
 
 class SampleConfig(StrictModel):
     per_class: int = Field(20, ge=1, description="samples per class (class-conditional priors)")
     n: int = Field(200, ge=1, description="samples when the priors are unconditional")
-    temperature: float = Field(1.0, ge=0)
-    batch_size: int = Field(100, ge=1)
+    temperature: float = Field(1.0, ge=0, description="softmax temperature of the priors (1: unchanged)")
+    batch_size: int = Field(100, ge=1, description="samples drawn per batch")
 
 
 class EvaluateConfig(StrictModel):
@@ -90,8 +90,8 @@ class EvaluateConfig(StrictModel):
 
 
 class VQConfig(StrictModel):
-    seed: int = 0
-    model: Literal["vqvae", "vqvae2"] = "vqvae2"
+    seed: int = Field(0, description="global seed (subsets, initialisation, sampling)")
+    model: Literal["vqvae", "vqvae2"] = Field("vqvae2", description="vqvae (one level) or vqvae2 (two levels)")
     data: DataConfig = DataConfig()
     vq: VQModelConfig = VQModelConfig()
     train: VQTrainConfig = VQTrainConfig()
@@ -99,7 +99,7 @@ class VQConfig(StrictModel):
     classifier: ClassifierConfig = ClassifierConfig()
     sample: SampleConfig = SampleConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
-    resources: dict[str, StageResources] = {}
+    resources: dict[str, StageResources] = Field({}, description="Ray resources per stage name, e.g. {ingest: {num_cpus: 2}}")
 
     @property
     def levels(self) -> int:
