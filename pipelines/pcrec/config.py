@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from pipelines.core.config import StageResources, StrictModel
+from pipelines.core.config import StageResources, StrictModel, path_field
 from pipelines.core.train import TrainerConfig
 
 Format = Literal["auto", "csv", "tsv", "jsonl", "parquet", "recbole"]
@@ -43,7 +43,7 @@ class DomainConfig(StrictModel):
 class FileSpec(StrictModel):
     """One interactions file of a multi-file dataset (e.g. one Amazon category per domain)."""
 
-    path: str
+    path: str = path_field(..., description="an interactions file (relative: to the working directory)")
     format: Format = "auto"
     domain: DomainName | None = Field(None, description="the file's domain (domain.by=file)")
 
@@ -74,7 +74,7 @@ class DataConfig(StrictModel):
 
     recipe: Literal["ml1m", "synthetic"] = Field(
         "ml1m", description="used when neither data.path nor data.files is set")
-    path: str | None = Field(None, description="one interactions file (format from the extension)")
+    path: str | None = path_field(None, description="one interactions file (format from the extension)")
     files: list[FileSpec] = Field(default_factory=list, description="several files, e.g. one per domain")
     format: Format = Field("auto", description="format of data.path")
     delimiter: str | None = Field(None, description="csv/tsv field separator (default , or tab)")
@@ -82,7 +82,7 @@ class DataConfig(StrictModel):
         default_factory=dict,
         description="canonical name -> input column, e.g. {user: userId, rating: null}; "
                     "missing keys use the format's defaults")
-    item_path: str | None = Field(None, description="item side table with categories (RecBole .item, csv, parquet)")
+    item_path: str | None = path_field(None, description="item side table with categories (RecBole .item, csv, parquet)")
     item_column: str | None = Field(None, description="item id column of item_path")
     category_column: str | None = Field(None, description="category column of item_path")
     domain: DomainConfig = Field(default_factory=DomainConfig)

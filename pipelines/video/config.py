@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from pipelines.core.config import StageResources, StrictModel
+from pipelines.core.config import StageResources, StrictModel, path_field
 from pipelines.core.train import TrainerConfig
 
 
@@ -36,9 +36,9 @@ class DataConfig(StrictModel):
     """
 
     source: Literal["motion", "arrow", "folder", "ucf", "kinetics"] = Field("motion", description="motion | arrow (rendered), folder (root/<class>/*), ucf (split files), kinetics (csv)")
-    root: str | None = Field(None, description="folder of the videos (folder, ucf, kinetics)")
-    split_dir: str | None = Field(None, description="ucf: folder of the UCF101/HMDB51 split files")
-    csv: str | None = Field(None, description="kinetics: the annotation CSV")
+    root: str | None = path_field(None, kind="dir", description="folder of the videos")
+    split_dir: str | None = path_field(None, kind="dir", description="ucf: folder of the split files")
+    csv: str | None = path_field(None, description="kinetics: the annotations csv")
     fold: int = Field(1, ge=1, le=3, description="ucf: official split number (1-3)")
     val_fraction: float = Field(0.2, ge=0, lt=1, description="folder layout without split folders")
     verify: bool = Field(True, description="demux every packet and decode first/last frame at ingest")

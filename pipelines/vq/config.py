@@ -9,14 +9,14 @@ from typing import Literal
 
 from pydantic import Field
 
-from pipelines.core.config import StageResources, StrictModel
+from pipelines.core.config import StageResources, StrictModel, path_field
 from pipelines.core.train import TrainerConfig
 
 
 class DataConfig(StrictModel):
     """Image source: a folder of idx(.gz) files, an .npz, or one sub-folder per class."""
 
-    path: str = Field("/usr/share/datasets/fashion-mnist", description="file or folder")
+    path: str = path_field("/usr/share/datasets/fashion-mnist", kind="any", description="file or folder")
     format: Literal["auto", "idx", "npz", "folder"] = Field("auto", description="auto (from the path), idx, npz or folder")
     image_size: int = Field(32, ge=8, description="images are zero-padded (or resized) to this square")
     max_train: int | None = Field(12000, ge=1, description="random subset of the train split")
