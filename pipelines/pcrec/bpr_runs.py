@@ -1,8 +1,9 @@
-"""Many BPR training runs (method x seed) inside ONE Ray Train ``TorchTrainer`` fit.
+"""Many BPR training runs inside one Ray Train ``TorchTrainer`` fit per :func:`run_all` call.
 
-Starting a trainer costs seconds, so finetune (4 modes x N seeds) and baselines (2 methods x N
-seeds) each start one trainer whose per-worker loop (:func:`train_loop`) trains the runs one
-after the other. Fault tolerance:
+Starting a trainer costs seconds, so :func:`run_all` trains a list of runs in one fit whose
+per-worker loop (:func:`train_loop`) trains them one after the other. finetune calls it once
+(all modes x N seeds: one fit); baselines calls it once per method (N seeds each: one fit per
+method, two fits for lightgcn + joint_mf). Fault tolerance:
 
 * the run in progress is checkpointed (``pipelines.core.train.report``) every
   ``checkpoint_every`` epochs and when it stops: model, optimizer, sampler RNG, epoch,

@@ -8,8 +8,9 @@
   the positive's own domain. Validation and the written factors use the target items only.
   This is the joint training the PCRec paper argues against (the source can dominate).
 
-Both train under one Ray Train TorchTrainer fit (:mod:`pipelines.pcrec.bpr_runs`) and write
-the same tables as finetune (``embeddings``, ``curves``, ``runs``), in target ids.
+Each method trains its seeds under its own Ray Train TorchTrainer fit (one
+:func:`pipelines.pcrec.bpr_runs.run_all` call per method, so two fits for both methods); the
+stage writes the same tables as finetune (``embeddings``, ``curves``, ``runs``), in target ids.
 """
 from __future__ import annotations
 
