@@ -10,7 +10,7 @@ export RAY_ENABLE_UV_RUN_RUNTIME_ENV := 0
 export PYTHONUNBUFFERED := 1
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: venv demo demo-video demo-vq demo-retrain test test-fast test-cluster bench fashion-mnist clean
+.PHONY: venv demo demo-video demo-vq demo-retrain test test-fast test-cluster test-egress audit-tools bench fashion-mnist clean
 
 venv: $(STAMP)
 
@@ -44,14 +44,27 @@ demo-vq: venv fashion-mnist
 demo-retrain: venv
 	$(BIN)/python -m pipelines.retrain.demo
 
-# Unit + integration tests on an embedded Ray, then the multi-node cluster tests
-# (their own `ray start` head + worker on 127.0.0.1) in a second pytest process.
-test: venv fashion-mnist
-	$(BIN)/python -m pytest -q -m "not cluster" --durations=15
+# The egress audits (strace inside `unshare -n`) need strace, unshare and ip: installed only
+# where missing (they are in the base image).
+audit-tools:
+	@command -v strace >/dev/null && command -v unshare >/dev/null && command -v ip >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  ($$SUDO apt-get install -y -q strace util-linux iproute2 || \
+	   ($$SUDO apt-get update -q && $$SUDO apt-get install -y -q strace util-linux iproute2)) >/dev/null; }
+
+# First the egress audits (nothing leaves loopback), then unit + integration tests on an
+# embedded Ray, then the multi-node cluster tests (their own `ray start` head + worker on
+# 127.0.0.1) in a third pytest process.
+test: venv fashion-mnist audit-tools
+	$(BIN)/python -m pytest -q -m egress
+	$(BIN)/python -m pytest -q -m "not cluster and not egress" --durations=15
 	$(BIN)/python -m pytest -q -m cluster --durations=5; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 test-fast: venv
-	$(BIN)/python -m pytest -q -m "not cluster and not slow"
+	$(BIN)/python -m pytest -q -m "not cluster and not slow and not egress"
+
+test-egress: venv audit-tools
+	$(BIN)/python -m pytest -q -m egress
 
 test-cluster: venv
 	$(BIN)/python -m pytest -q -m cluster

@@ -58,14 +58,13 @@ def main() -> int:
     seeds = args.seeds or ([0] if args.quick else [0, 1])
 
     from pipelines.core.config import load_config
-    from pipelines.core.ray_env import shutdown_ray
+    from pipelines.core.ray_env import init_ray, shutdown_ray
     from pipelines.core.runner import run_pipeline
     from pipelines.video.dag import PIPELINE
 
-    # address="local": always a fresh embedded Ray on loopback, never another user's cluster
-    import ray
-    ray.init(address="local", _node_ip_address="127.0.0.1", num_cpus=2, include_dashboard=False,
-             logging_level="WARNING", runtime_env={"env_vars": {"DGLBACKEND": "pytorch"}})
+    # always a fresh embedded Ray on loopback (never another user's cluster), nothing leaves it
+    os.environ.pop("RAY_ADDRESS", None)
+    init_ray(None, num_cpus=2)
     rows = []
     try:
         for key in keys:

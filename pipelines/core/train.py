@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 import torch
 from pydantic import Field
+from ray.train.backend import Backend
+from ray.train.torch import TorchConfig
 
 from pipelines.core.config import StrictModel
 
@@ -55,6 +57,7 @@ def fit(ctx, train_loop: Callable[[dict], None], loop_config: dict, trainer: Tra
     t = TorchTrainer(
         train_loop,
         train_loop_config=loop_config,
+        torch_config=process_group_config(),
         scaling_config=ScalingConfig(num_workers=trainer.num_workers, use_gpu=trainer.use_gpu,
                                      resources_per_worker=resources),
         run_config=RunConfig(
@@ -149,3 +152,99 @@ def final_state(result) -> dict | None:
         return None
     with ckpt.as_directory() as d:
         return torch.load(os.path.join(d, CKPT_FILE), map_location="cpu", weights_only=False)
+
+
+# --- torch.distributed set-up ---------------------------------------------------------------
+
+def _pg_dir(token: str) -> str:
+    return os.path.join(tempfile.gettempdir(), f"recgen-pg-{os.getuid()}", token)
+
+
+def _pg_init(backend: str, url: str, world_rank: int, world: int, timeout_s: int, loopback: bool) -> None:
+    """Runs on each worker: torch.distributed env vars, then the process group."""
+    from datetime import timedelta
+
+    import ray.train
+    import torch.distributed as dist
+
+    c = ray.train.get_context()
+    os.environ.update(LOCAL_RANK=str(c.get_local_rank()), LOCAL_WORLD_SIZE=str(c.get_local_world_size()),
+                      NODE_RANK=str(c.get_node_rank()), RANK=str(world_rank), WORLD_SIZE=str(world))
+    if loopback:
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo binds lo; no host-name lookup
+    if url.startswith("file://"):
+        os.makedirs(os.path.dirname(url[len("file://"):]), mode=0o700, exist_ok=True)
+    dist.init_process_group(backend=backend, init_method=url, rank=world_rank, world_size=world,
+                            timeout=timedelta(seconds=timeout_s))
+
+
+def _pg_shutdown(url: str) -> None:
+    import shutil
+
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    if url.startswith("file://"):
+        shutil.rmtree(os.path.dirname(url[len("file://"):]), ignore_errors=True)
+
+
+def _node_address() -> tuple[str, int]:
+    import socket
+
+    import ray.util
+
+    ip = ray.util.get_node_ip_address()
+    with socket.socket() as s:
+        s.bind((ip, 0))
+        return ip, s.getsockname()[1]
+
+
+class _ProcessGroupBackend(Backend):
+    """Ray's torch backend, except for the rendezvous (see :class:`ProcessGroupConfig`)."""
+
+    share_cuda_visible_devices = True
+
+    def on_start(self, worker_group, backend_config):
+        import uuid
+
+        import ray
+
+        n = len(worker_group)
+        gpus = worker_group.get_resources_per_worker().get("GPU", 0)
+        backend = backend_config.backend or ("nccl" if gpus > 0 else "gloo")
+        addr, port = worker_group.execute_single(0, _node_address)
+        loopback = addr.startswith("127.")
+        url = f"file://{_pg_dir(uuid.uuid4().hex)}/store" if loopback else f"tcp://{addr}:{port}"
+        backend_config._recgen_url = url
+        ray.get([worker_group.execute_single_async(i, _pg_init, backend=backend, url=url, world_rank=i, world=n,
+                                                   timeout_s=backend_config.timeout_s, loopback=loopback)
+                 for i in range(n)])
+
+    def on_shutdown(self, worker_group, backend_config):
+        import ray
+
+        try:
+            ray.get(worker_group.execute_async(_pg_shutdown, url=getattr(backend_config, "_recgen_url", "")),
+                    timeout=60)
+        except Exception:  # noqa: BLE001 - a dead worker group has nothing left to close
+            pass
+
+
+class ProcessGroupConfig(TorchConfig):
+    """The ``torch_config`` of every recgen trainer: Ray's ``TorchConfig`` with one change.
+
+    On a loopback cluster (workers on 127.x) the ranks meet through a ``FileStore`` in a
+    private temp dir and gloo is pinned to ``lo``: c10d's TCPStore would listen on every
+    interface and, for its log lines, reverse-resolve ``::ffff:127.0.0.1`` through the
+    machine's DNS resolver (a query that leaves the machine). On a real cluster the ranks meet
+    through a TCP rendezvous at rank 0's node address, as with Ray's default.
+    """
+
+    @property
+    def backend_cls(self):
+        return _ProcessGroupBackend
+
+
+def process_group_config() -> ProcessGroupConfig:
+    return ProcessGroupConfig()

@@ -30,7 +30,9 @@ def free_port() -> int:
 
 def cluster_env() -> dict:
     """Environment for the nodes and for every CLI call talking to them."""
-    env = dict(os.environ)
+    from pipelines.core.ray_env import ray_process_env
+
+    env = ray_process_env()  # usage stats off, Ray's private HOME (no metadata probe), token in env
     env.pop("RAY_ADDRESS", None)
     env.update(
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # `python` / `recgen` of this venv for jobs

@@ -1,0 +1,73 @@
+"""The environment recgen gives Ray's own processes (see pipelines/core/ray_env.py)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+from pipelines.core import ray_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_ray_process_env_turns_telemetry_off_and_keeps_home_clean(tmp_path, monkeypatch):
+    monkeypatch.setenv(ray_env.RAY_HOME_ENV, str(tmp_path / "rayhome"))
+    home = tmp_path / "user"
+    home.mkdir()
+    env = ray_env.ray_process_env({"HOME": str(home), "PATH": "/bin"})
+    assert env["RAY_USAGE_STATS_ENABLED"] == "0"
+    assert env["RAY_USAGE_STATS_REPORT_URL"].startswith("file:")
+    assert env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"
+    # Ray's processes get a private HOME holding the bootstrap config; the real one is kept aside
+    assert env["HOME"] == str(tmp_path / "rayhome") and env[ray_env.USER_HOME_ENV] == str(home)
+    boot = yaml.safe_load((tmp_path / "rayhome" / ray_env.BOOTSTRAP_FILE).read_text())
+    assert boot["provider"]["type"] == "local"
+    # an ephemeral token in the environment, nothing written into the user's home
+    assert len(env["RAY_AUTH_TOKEN"]) == 64 and "RAY_AUTH_TOKEN_PATH" not in env
+    assert list(home.iterdir()) == []
+    # each instance its own token
+    assert ray_env.ray_process_env({"HOME": str(home)})["RAY_AUTH_TOKEN"] != env["RAY_AUTH_TOKEN"]
+
+
+def test_existing_token_or_disabled_auth_is_respected(tmp_path, monkeypatch):
+    monkeypatch.setenv(ray_env.RAY_HOME_ENV, str(tmp_path / "rayhome"))
+    home = tmp_path / "user"
+    (home / ".ray").mkdir(parents=True)
+    (home / ".ray" / "auth_token").write_text("x" * 64)
+    env = ray_env.ray_process_env({"HOME": str(home)})
+    assert env["RAY_AUTH_TOKEN_PATH"] == str(home / ".ray" / "auth_token") and "RAY_AUTH_TOKEN" not in env
+    env = ray_env.ray_process_env({"HOME": str(home), "RAY_AUTH_TOKEN": "given"})
+    assert env["RAY_AUTH_TOKEN"] == "given"
+    env = ray_env.ray_process_env({"HOME": str(home / "none"), "RAY_AUTH_MODE": "disabled"})
+    assert "RAY_AUTH_TOKEN" not in env and "RAY_AUTH_TOKEN_PATH" not in env
+    # not a loopback node: the address rewrite stays Ray's default
+    assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in ray_env.ray_process_env({"HOME": str(home)}, loopback=False)
+
+
+def test_bootstrap_dir_cli_writes_the_file(tmp_path):
+    assert ray_env.main(["--bootstrap-dir", str(tmp_path / "img")]) == 0
+    assert (tmp_path / "img" / ray_env.BOOTSTRAP_FILE).read_text() == ray_env.BOOTSTRAP_TEXT
+
+
+def test_cluster_configs_and_manifests_turn_telemetry_off():
+    for name in ("ray_cluster.yaml", "ray_cluster.local.yaml"):
+        cfg = yaml.safe_load((ROOT / name).read_text())
+        for cmd in cfg["head_start_ray_commands"] + cfg["worker_start_ray_commands"]:
+            if "ray start" in cmd:
+                assert "RAY_USAGE_STATS_ENABLED=0" in cmd and "RAY_USAGE_STATS_REPORT_URL=file:" in cmd, (name, cmd)
+    for name in ("deploy/kuberay-raycronjob.yaml", "deploy/kuberay-cronjob-rayjob.yaml"):
+        text = (ROOT / name).read_text()
+        images = text.count("image: ghcr.io/example/recgen")
+        assert images >= 2 and text.count("RAY_USAGE_STATS_REPORT_URL") == images, name
+
+
+def test_recgen_ray_start_refuses_a_token_only_the_head_would_know(tmp_path, monkeypatch):
+    from pipelines.cli import main
+
+    monkeypatch.setenv(ray_env.RAY_HOME_ENV, str(tmp_path / "rayhome"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_MODE", ray_env.USER_HOME_ENV):
+        monkeypatch.delenv(k, raising=False)
+    assert main(["ray", "start", "--head", "--node-ip-address", "127.0.0.1"]) == 2
+    assert not os.path.exists(tmp_path / ".ray")
