@@ -141,7 +141,7 @@ class BPRRun:
         """Train one epoch, evaluate when due, update early stopping; returns the history row."""
         t0 = time.perf_counter()
         loss = self.train_epoch()
-        row = {"epoch": self.epoch, "loss": loss, "train_s": time.perf_counter() - t0,
+        row = {"epoch": self.epoch, "loss": float(loss), "train_s": time.perf_counter() - t0,
                "valid_ndcg10": float("nan")}
         due = self.epoch % self.cfg.eval_every == 0 or self.epoch >= self.cfg.epochs
         if valid_fn is not None and due:

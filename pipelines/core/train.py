@@ -35,6 +35,16 @@ class TrainerConfig(StrictModel):
 
 
 CKPT_FILE = "state.pt"
+
+
+def load_state(path: str):
+    """Load a checkpoint or model artifact written by ``torch.save``: tensors and plain types only.
+
+    ``weights_only=True`` refuses any other pickled object (a file planted in a shared
+    artifact root cannot run code here); everything else the stages keep sits beside the
+    tensors as JSON or Parquet.
+    """
+    return torch.load(path, map_location="cpu", weights_only=True)
 # With num_workers=0 Ray Train runs the loop in this process and does not persist
 # checkpoints; fit() then points this at a folder under the stage's scratch dir.
 _LOCAL_DIR: str | None = None
@@ -114,12 +124,12 @@ def load_checkpoint() -> dict | None:
 
     if _LOCAL_DIR is not None:
         f = os.path.join(_LOCAL_DIR, CKPT_FILE)
-        return torch.load(f, map_location="cpu", weights_only=False) if os.path.exists(f) else None
+        return load_state(f) if os.path.exists(f) else None
     ckpt = ray.train.get_checkpoint()
     if ckpt is None:
         return None
     with ckpt.as_directory() as d:
-        return torch.load(os.path.join(d, CKPT_FILE), map_location="cpu", weights_only=False)
+        return load_state(os.path.join(d, CKPT_FILE))
 
 
 def report(metrics: dict[str, Any], state: dict | None = None) -> None:
@@ -146,12 +156,12 @@ def final_state(result) -> dict | None:
     local_dir = getattr(result, "recgen_local_dir", None)
     if local_dir is not None:
         f = os.path.join(local_dir, CKPT_FILE)
-        return torch.load(f, map_location="cpu", weights_only=False) if os.path.exists(f) else None
+        return load_state(f) if os.path.exists(f) else None
     ckpt = getattr(result, "checkpoint", None)
     if ckpt is None:
         return None
     with ckpt.as_directory() as d:
-        return torch.load(os.path.join(d, CKPT_FILE), map_location="cpu", weights_only=False)
+        return load_state(os.path.join(d, CKPT_FILE))
 
 
 # --- torch.distributed set-up ---------------------------------------------------------------

@@ -27,6 +27,7 @@ import torch
 from components.pcrec.bpr import BPRConfig, BPRRun
 from components.pcrec.metrics import metrics_from_ranks, rank_full
 from components.pcrec.negatives import PositiveSet
+from pipelines.core.train import load_state
 
 
 @dataclass
@@ -182,7 +183,7 @@ def train_loop(config: dict) -> None:
         if sl is not None:
             V = V[sl[0]:sl[1]]
         if sess.rank == 0:
-            _atomic_save({"spec": asdict(spec), "U": U.numpy(), "V": V.numpy(),
+            _atomic_save({"spec": asdict(spec), "U": U.detach().clone(), "V": V.detach().clone(),
                           "history": run.history, "best_epoch": run.best_epoch,
                           "best_valid_ndcg10": run.best_score,
                           "wall_s": time.perf_counter() - t0}, out_path)
@@ -203,7 +204,10 @@ def run_all(ctx, specs: list[RunSpec], data: dict, inits: dict, *, trainer, thre
         from pipelines.core.train import fit
 
         fit(ctx, train_loop, config, trainer, name=name)
-    return [torch.load(result_path(scratch, s.key), weights_only=False) for s in specs]
+    out = [load_state(result_path(scratch, s.key)) for s in specs]
+    for r in out:  # factors are saved as tensors (weights_only loading); callers use arrays
+        r["U"], r["V"] = np.asarray(r["U"]), np.asarray(r["V"])
+    return out
 
 
 def diverged(result: dict) -> str | None:

@@ -20,6 +20,7 @@ from components.pcrec.gin import GINEncoder
 from components.pcrec.sampler import RWRConfig
 from pipelines.pcrec.stages.graph import load_graph
 from pipelines.pcrec.stages.pretrain import embedding_table
+from pipelines.core.train import load_state
 
 
 def load_encoder(artifact) -> tuple[GINEncoder, dict]:
@@ -28,7 +29,7 @@ def load_encoder(artifact) -> tuple[GINEncoder, dict]:
         meta = json.load(f)
     try:
         enc = GINEncoder.from_hparams(meta["gin"])
-        enc.load_state_dict(torch.load(artifact.path("encoder.pt"), map_location="cpu"))
+        enc.load_state_dict(load_state(artifact.path("encoder.pt")))
     except (KeyError, RuntimeError) as e:
         raise InputError(f"cannot load the pre-trained encoder: {e}", path=artifact.dir,
                          fix="re-run the pretrain stage") from e

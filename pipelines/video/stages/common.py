@@ -9,6 +9,7 @@ import torch
 from components.errors import ConfigError
 from components.video import models
 from components.video.clips import ClipDataset, plan_inputs
+from pipelines.core.train import load_state
 
 
 def resolve_paths(index: pd.DataFrame, ingest_artifact) -> pd.DataFrame:
@@ -61,7 +62,7 @@ def build_model(cfg, num_classes: int) -> torch.nn.Module:
 
 def load_trained_model(ctx, num_classes: int) -> torch.nn.Module:
     model = build_model(ctx.cfg, num_classes)
-    state = torch.load(ctx.input("train").path("model.pt"), map_location="cpu", weights_only=True)
+    state = load_state(ctx.input("train").path("model.pt"))
     model.load_state_dict(state)
     model.eval()
     return model

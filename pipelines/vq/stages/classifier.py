@@ -5,6 +5,7 @@ import torch
 
 from components.vq.rejection import SmallClassifier, predict, train_classifier
 from pipelines.vq.stages.common import images_of
+from pipelines.core.train import load_state
 
 
 def run_train_classifier(ctx) -> None:
@@ -33,7 +34,7 @@ def run_train_classifier(ctx) -> None:
 
 
 def load_classifier(art):
-    blob = torch.load(art.path("classifier.pt"), map_location="cpu", weights_only=False)
+    blob = load_state(art.path("classifier.pt"))
     m = SmallClassifier(blob["in_channels"], blob["n_classes"], width=blob["width"])
     m.load_state_dict(blob["model"])
     return m.eval()

@@ -8,6 +8,7 @@ import torch
 from components.vq.build import build_priors
 from components.vq.data import from_frame, to_model_input
 from components.vq.vqvae import HierarchicalVQVAE, VQVAESpec
+from pipelines.core.train import load_state
 
 
 def level_names(levels: int) -> list[str]:
@@ -40,14 +41,14 @@ def images_of(df: pd.DataFrame, size: int, split: str | None = None):
 
 
 def load_vqvae(art) -> HierarchicalVQVAE:
-    blob = torch.load(art.path("model.pt"), map_location="cpu", weights_only=False)
+    blob = load_state(art.path("model.pt"))
     m = HierarchicalVQVAE(VQVAESpec(**blob["spec"]))
     m.load_state_dict(blob["model"])
     return m.eval()
 
 
 def load_priors(art) -> list:
-    blob = torch.load(art.path("priors.pt"), map_location="cpu", weights_only=False)
+    blob = load_state(art.path("priors.pt"))
     priors = build_priors(**blob["kwargs"])
     for p, sd in zip(priors, blob["priors"]):
         p.load_state_dict(sd)

@@ -13,6 +13,7 @@ from components.vq.metrics import prior_bits_per_dim, reconstruction_metrics
 from components.vq.rejection import precision_recall, predict, reject
 from pipelines.vq.stages.classifier import load_classifier
 from pipelines.vq.stages.common import codes_of, images_of, load_priors, load_vqvae
+from pipelines.core.train import load_state
 
 
 def _finite(d: dict) -> dict:
@@ -25,7 +26,7 @@ def run_evaluate(ctx) -> None:
     df = ctx.input("ingest").df("images")
     vq_blob = ctx.input("train_vq")
     vq = load_vqvae(vq_blob)
-    var = float(torch.load(vq_blob.path("model.pt"), map_location="cpu", weights_only=False)["data_variance"])
+    var = float(load_state(vq_blob.path("model.pt"))["data_variance"])
     xt, yt, _ = images_of(df, size, "test")
     m: dict = {"model": cfg.model, "levels": vq.levels, "ema": cfg.vq.ema,
                "num_codes": vq.cfg.num_codes, "test_images": len(xt)}
