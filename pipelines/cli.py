@@ -35,6 +35,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="Ray address to join ('auto' = running cluster); "
                    "default: $RAY_ADDRESS, else an embedded local Ray on 127.0.0.1")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the embedded local Ray")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Ray's worker and Ray Train output live (default: in the run's log file)")
 
 
 def load_pipeline_config(name: str, args):
@@ -55,7 +57,7 @@ def cmd_run(args) -> int:
     if args.until:
         pipe.stage(args.until)
     preflight(pipe, cfg, artifacts_root(args), until=args.until)  # fail fast, before Ray starts
-    init_ray(args.address, num_cpus=args.num_cpus)
+    init_ray(args.address, num_cpus=args.num_cpus, verbose=args.verbose)
     res = run_pipeline(pipe, cfg, artifacts_root(args), until=args.until, force=args.force)
     print(f"[{pipe.name}] run {res.run_id} finished: "
           f"{sum(p.status == 'hit' for p in res.plans.values())} cached, "

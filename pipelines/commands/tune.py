@@ -32,7 +32,7 @@ def cmd_tune(args) -> int:
     pipe = get_pipeline(args.pipeline)
     base = resolve_config_paths(pipe.config_cls, base, os.getcwd(), source=args.config or "--set")
     preflight(pipe, validate_config(pipe.config_cls, base, args.config or "--set"), artifacts_root(args))
-    init_ray(args.address, num_cpus=args.num_cpus)
+    init_ray(args.address, num_cpus=args.num_cpus, verbose=getattr(args, "verbose", False))
     out = run_search(args.pipeline, base, spec, artifacts_root(args), resume=args.resume,
                      evaluate=not args.no_test)
     print(open(f"{out.out_dir}/results.md").read())

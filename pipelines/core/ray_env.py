@@ -125,8 +125,14 @@ def _keep_loopback() -> None:
     rc.ENABLE_RAY_CLUSTER = False
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None):
-    """Start (or join) Ray and return the context. Idempotent within a process."""
+def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
+             verbose: bool = False):
+    """Start (or join) Ray and return the context. Idempotent within a process.
+
+    ``verbose``: show the output of Ray's workers (tasks, Ray Train workers and controller) live
+    on this console. Otherwise it stays in Ray's log files, and each run copies it into its
+    record directory (``pipelines.core.console``); the console shows recgen's own lines.
+    """
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     os.environ.setdefault("DGLBACKEND", "pytorch")
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
@@ -139,7 +145,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
             _keep_loopback()
         if os.environ.get(USER_HOME_ENV):  # a job on a node recgen started: workers get the real HOME
             env_vars["HOME"] = os.environ[USER_HOME_ENV]
-        return ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=True)
+        return ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=verbose)
     _keep_loopback()
     # Ray's processes inherit this process's environment when ray.init() spawns them: give
     # them the private HOME (and token, usage-stats setting) for the duration of the call,
@@ -147,6 +153,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
     child = ray_process_env()
     keep = {k: child[k] for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", USER_HOME_ENV,
                                   "RAY_USAGE_STATS_PROMPT_ENABLED") if k in child}
+    if "RAY_AUTH_MODE" not in os.environ and ("RAY_AUTH_TOKEN" in keep or "RAY_AUTH_TOKEN_PATH" in keep):
+        keep["RAY_AUTH_MODE"] = "token"   # what ray.init() would pick, said explicitly (no warning)
     saved_home = os.environ.get("HOME")
     os.environ.update(keep)
     os.environ["HOME"] = child["HOME"]
@@ -158,6 +166,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
             num_cpus=num_cpus,
             num_gpus=num_gpus,
             include_dashboard=False,
+            log_to_driver=verbose,
             runtime_env={"env_vars": env_vars},
             logging_level="WARNING",
             configure_logging=True,

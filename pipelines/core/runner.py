@@ -115,9 +115,13 @@ def resources_of(cfg: Any, stage: Stage) -> StageResources:
 
 
 def execute_stage(store_uri: str, pipeline_name: str, stage: Stage, cfg: Any, fp: str,
-                  input_fps: dict[str, str], manifest_base: dict) -> dict:
+                  input_fps: dict[str, str], manifest_base: dict, console_queue: Any = None) -> dict:
     """Run one stage body and publish its artifact. Runs in a Ray task or the driver."""
+    from pipelines.core import console
+
     os.environ.setdefault("DGLBACKEND", "pytorch")
+    if console._SINK is None:   # a task process: its lines go to the driver's console
+        console.attach(console_queue)
     store = Store(store_uri)
     inputs = {n: store.artifact(pipeline_name, n, f) for n, f in input_fps.items()}
     writer = store.writer(pipeline_name, stage.name, fp)
@@ -195,13 +199,10 @@ def _unwrap(err: BaseException) -> BaseException:
 def run_pipeline(pipeline: Pipeline, cfg: Any, artifacts: str, until: str | None = None,
                  force: Iterable[str] = (), echo: bool = True) -> RunResult:
     """Run (or reuse) the stages of ``pipeline``. Ray must be initialised (see ray_env)."""
-    import ray
-
     store = Store(artifacts)
     store.check_writable()
     plans = plan(pipeline, cfg, store, until, force)
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
-    say = print if echo else (lambda *a, **k: None)
     cv = code_version()
     dumped = config_dump(cfg)
 
@@ -214,57 +215,93 @@ def run_pipeline(pipeline: Pipeline, cfg: Any, artifacts: str, until: str | None
             "external_inputs": p.basis["external"],
         }
 
+    from pipelines.core.console import Console
+
+    t_run = time.time()
+    with Console(echo=echo) as con:
+        say = con.say
+        log_path = store.join(pipeline.name, "runs", f"{run_id}.log")
+        say(f"[{pipeline.name}] run {run_id}; Ray and Ray Train logs go to {log_path}")
+        try:
+            _schedule(pipeline, cfg, store, plans, run_id, base_manifest, con)
+        except Exception as e:
+            real = _unwrap(e)
+            _write_run_record(store, pipeline, cfg, plans, run_id, t_run, error=str(real))
+            if real is not e and isinstance(real, RecgenError):
+                raise real from None
+            raise
+        finally:
+            _write_run_log(store, log_path, con)
+    record = _write_run_record(store, pipeline, cfg, plans, run_id, t_run)
+    return RunResult(run_id, pipeline.name, plans, store, record)
+
+
+def _schedule(pipeline: Pipeline, cfg: Any, store: Store, plans: dict[str, StagePlan], run_id: str,
+              base_manifest, con) -> None:
+    """Run the planned stages: driver-kind stages here, the others as concurrent Ray tasks."""
+    import ray
+
+    say = con.say
     todo = [p for p in plans.values() if p.status in ("run", "forced")]
     done = {n for n, p in plans.items() if p.status == "hit"}
     for n in done:
-        say(f"[{pipeline.name}] {n}: cache hit ({plans[n].fingerprint[:16]})", flush=True)
+        say(f"[{pipeline.name}] {n}: cache hit ({plans[n].fingerprint[:16]})")
     running: dict[Any, StagePlan] = {}
-    started: dict[str, float] = {}
-    t_run = time.time()
 
     def finish(p: StagePlan, manifest: dict) -> None:
+        con.drain()   # the stage's own lines first
         p.wall_time_s = manifest.get("wall_time_s")
         done.add(p.stage.name)
-        say(f"[{pipeline.name}] {p.stage.name}: done in {p.wall_time_s:.1f}s "
-            f"({p.fingerprint[:16]})", flush=True)
+        say(f"[{pipeline.name}] {p.stage.name}: done in {p.wall_time_s:.1f}s ({p.fingerprint[:16]})")
+
+    while todo or running:
+        ready = [p for p in todo if all(i in done for i in p.stage.inputs)]
+        for p in ready:
+            todo.remove(p)
+            args = (store.uri, pipeline.name, p.stage, cfg, p.fingerprint,
+                    p.basis["inputs"], base_manifest(p), con.queue)
+            if p.status == "forced":
+                store.clear_scratch(pipeline.name, p.stage.name, p.fingerprint)
+            say(f"[{pipeline.name}] {p.stage.name}: running ({p.stage.kind})")
+            if p.stage.kind == "driver":
+                finish(p, execute_stage(*args))
+            else:
+                r = resources_of(cfg, p.stage)
+                opts: dict[str, Any] = {"num_cpus": r.num_cpus, "num_gpus": r.num_gpus,
+                                        "max_retries": 0, "name": f"{pipeline.name}.{p.stage.name}"}
+                if r.memory_gb:
+                    opts["memory"] = int(r.memory_gb * 2**30)
+                ref = ray.remote(execute_stage).options(**opts).remote(*args)
+                running[ref] = p
+        if running:
+            finished, _ = ray.wait(list(running), num_returns=1)
+            for ref in finished:
+                p = running.pop(ref)
+                finish(p, ray.get(ref))
+        elif todo and not ready:
+            raise RuntimeError(f"pipeline {pipeline.name}: unsatisfiable stages "
+                               f"{[p.stage.name for p in todo]}")
+
+
+def _write_run_log(store: Store, path: str, con) -> None:
+    """The run's console lines, then this job's Ray worker/controller logs, to ``path``."""
+    import ray
+
+    from pipelines.core.console import collect_framework_logs
 
     try:
-        while todo or running:
-            ready = [p for p in todo if all(i in done for i in p.stage.inputs)]
-            for p in ready:
-                todo.remove(p)
-                args = (store.uri, pipeline.name, p.stage, cfg, p.fingerprint,
-                        p.basis["inputs"], base_manifest(p))
-                if p.status == "forced":
-                    store.clear_scratch(pipeline.name, p.stage.name, p.fingerprint)
-                say(f"[{pipeline.name}] {p.stage.name}: running ({p.stage.kind})", flush=True)
-                started[p.stage.name] = time.time()
-                if p.stage.kind == "driver":
-                    finish(p, execute_stage(*args))
-                else:
-                    r = resources_of(cfg, p.stage)
-                    opts: dict[str, Any] = {"num_cpus": r.num_cpus, "num_gpus": r.num_gpus,
-                                            "max_retries": 0, "name": f"{pipeline.name}.{p.stage.name}"}
-                    if r.memory_gb:
-                        opts["memory"] = int(r.memory_gb * 2**30)
-                    ref = ray.remote(execute_stage).options(**opts).remote(*args)
-                    running[ref] = p
-            if running:
-                finished, _ = ray.wait(list(running), num_returns=1)
-                for ref in finished:
-                    p = running.pop(ref)
-                    finish(p, ray.get(ref))
-            elif todo and not ready:
-                raise RuntimeError(f"pipeline {pipeline.name}: unsatisfiable stages "
-                                   f"{[p.stage.name for p in todo]}")
-    except Exception as e:
-        real = _unwrap(e)
-        _write_run_record(store, pipeline, cfg, plans, run_id, t_run, error=str(real))
-        if real is not e and isinstance(real, RecgenError):
-            raise real from None
-        raise
-    record = _write_run_record(store, pipeline, cfg, plans, run_id, t_run)
-    return RunResult(run_id, pipeline.name, plans, store, record)
+        job = ray.get_runtime_context().get_job_id()
+    except Exception:  # noqa: BLE001
+        job = None
+    text = "\n".join(con.lines) + "\n\n===== Ray and Ray Train output of this run =====\n"
+    text += collect_framework_logs(job)
+    try:
+        parent = path.rsplit("/", 1)[0]
+        store.fs.create_dir(parent, recursive=True)
+        with store.fs.open_output_stream(path) as f:
+            f.write(text.encode())
+    except Exception as e:  # noqa: BLE001 - the log is a convenience
+        print(f"warning: could not write the run log {path}: {e}")
 
 
 def _write_run_record(store: Store, pipeline: Pipeline, cfg: Any, plans: dict[str, StagePlan],

@@ -104,9 +104,12 @@ class StageContext:
         return self.inputs[name]
 
     def log(self, fmt: str, *args: Any) -> None:
+        """A line for the person running the pipeline (the console, before this stage's "done")."""
+        from pipelines.core.console import emit
+
         msg = fmt % args if args else fmt
         log.info("[%s/%s] %s", self.pipeline, self.stage, msg)
-        print(f"[{self.pipeline}/{self.stage}] {msg}", flush=True)
+        emit(f"[{self.pipeline}/{self.stage}] {msg}")
 
     def progress(self, iterable: Iterable | None = None, desc: str | None = None, **kw):
         from tqdm.auto import tqdm
