@@ -50,6 +50,7 @@ def load_pipeline_config(name: str, args):
 
 
 def cmd_run(args) -> int:
+    from pipelines.core import interrupt
     from pipelines.core.ray_env import init_ray
     from pipelines.core.runner import preflight, run_pipeline
 
@@ -58,7 +59,9 @@ def cmd_run(args) -> int:
         pipe.stage(args.until)
     preflight(pipe, cfg, artifacts_root(args), until=args.until)  # fail fast, before Ray starts
     init_ray(args.address, num_cpus=args.num_cpus, verbose=args.verbose)
-    res = run_pipeline(pipe, cfg, artifacts_root(args), until=args.until, force=args.force)
+    # Ctrl-C / SIGTERM: the run is recorded as interrupted, exit 130 / 143 (pipelines.core.interrupt)
+    res = interrupt.call(lambda: run_pipeline(pipe, cfg, artifacts_root(args), until=args.until,
+                                              force=args.force))
     print(f"[{pipe.name}] run {res.run_id} finished: "
           f"{sum(p.status == 'hit' for p in res.plans.values())} cached, "
           f"{sum(p.status != 'hit' for p in res.plans.values())} computed; "
@@ -145,15 +148,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DGLBACKEND", "pytorch")
+    from pipelines.core import interrupt
+
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
+    interrupt.reset()
+    restore = interrupt.guard()   # a signal before the command's body runs (config, Ray start)
     try:
         return int(args.func(args) or 0)
     except RecgenError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except interrupt.Interrupted as e:
+        print(interrupt.MESSAGE, file=sys.stderr)
+        return interrupt.exit_code(e.signum)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(interrupt.MESSAGE, file=sys.stderr)
         return 130
+    finally:
+        restore()
 
 
 if __name__ == "__main__":

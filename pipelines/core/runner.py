@@ -217,23 +217,46 @@ def run_pipeline(pipeline: Pipeline, cfg: Any, artifacts: str, until: str | None
 
     from pipelines.core.console import Console
 
+    from pipelines.core import interrupt
+
     t_run = time.time()
     with Console(echo=echo) as con:
         say = con.say
         log_path = store.join(pipeline.name, "runs", f"{run_id}.log")
+
+        def interrupted(signum: int) -> None:
+            """First Ctrl-C / SIGTERM (main thread, see pipelines.core.interrupt): record the
+            run as interrupted; finished stages stay committed, so a rerun resumes."""
+            _write_run_record(store, pipeline, cfg, plans, run_id, t_run,
+                              error=f"interrupted by {signal_name(signum)}", status="interrupted")
+            _write_run_log(store, log_path, con)
+
+        unhook = interrupt.on_interrupt(interrupted)
         say(f"[{pipeline.name}] run {run_id}; Ray and Ray Train logs go to {log_path}")
         try:
             _schedule(pipeline, cfg, store, plans, run_id, base_manifest, con)
         except Exception as e:
+            if interrupt.requested():   # torn down by the interrupt: the hook wrote the record
+                raise
             real = _unwrap(e)
             _write_run_record(store, pipeline, cfg, plans, run_id, t_run, error=str(real))
             if real is not e and isinstance(real, RecgenError):
                 raise real from None
             raise
         finally:
-            _write_run_log(store, log_path, con)
+            unhook()
+            if not interrupt.requested():
+                _write_run_log(store, log_path, con)
+    if interrupt.requested():
+        raise interrupt.Interrupted(interrupt.requested())
     record = _write_run_record(store, pipeline, cfg, plans, run_id, t_run)
     return RunResult(run_id, pipeline.name, plans, store, record)
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
 
 
 def _schedule(pipeline: Pipeline, cfg: Any, store: Store, plans: dict[str, StagePlan], run_id: str,
@@ -305,11 +328,13 @@ def _write_run_log(store: Store, path: str, con) -> None:
 
 
 def _write_run_record(store: Store, pipeline: Pipeline, cfg: Any, plans: dict[str, StagePlan],
-                      run_id: str, t0: float, error: str | None = None) -> dict:
+                      run_id: str, t0: float, error: str | None = None, status: str | None = None) -> dict:
+    """``runs/<run_id>.json``; status ``succeeded`` (also ``latest.json``), ``failed`` or
+    ``interrupted`` (Ctrl-C / SIGTERM; stages that had not finished are ``not-run``)."""
     record = {
         "run_id": run_id,
         "pipeline": pipeline.name,
-        "status": "failed" if error else "succeeded",
+        "status": status or ("failed" if error else "succeeded"),
         "error": error,
         "code_version": code_version(),
         "config": config_dump(cfg),

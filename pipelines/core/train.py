@@ -22,6 +22,7 @@ from pydantic import Field
 from ray.train.backend import Backend
 from ray.train.torch import TorchConfig
 
+from pipelines.core.artifacts import local_scratch, push_scratch
 from pipelines.core.config import StrictModel
 
 
@@ -80,7 +81,9 @@ def fit(ctx, train_loop: Callable[[dict], None], loop_config: dict, trainer: Tra
         ),
     )
     global _LOCAL_DIR
-    _LOCAL_DIR = os.path.join(ctx.scratch_dir, f"{ctx.stage}-{name}-local") if trainer.num_workers == 0 else None
+    # a local folder also for a remote (s3://) scratch dir: a mirror that report() uploads to
+    _LOCAL_DIR = (local_scratch(os.path.join(ctx.scratch_dir, f"{ctx.stage}-{name}-local"))
+                  if trainer.num_workers == 0 else None)
     try:
         result = t.fit()
     finally:
@@ -142,6 +145,7 @@ def report(metrics: dict[str, Any], state: dict | None = None) -> None:
         tmp = os.path.join(_LOCAL_DIR, CKPT_FILE + ".tmp")
         torch.save(state, tmp)
         os.replace(tmp, os.path.join(_LOCAL_DIR, CKPT_FILE))
+        push_scratch(_LOCAL_DIR, CKPT_FILE)  # remote scratch: the checkpoint survives this process
         ray.train.report(metrics)
     elif state is not None and world_rank() == 0:
         with tempfile.TemporaryDirectory() as d:

@@ -27,6 +27,7 @@ import torch
 from components.pcrec.bpr import BPRConfig, BPRRun
 from components.pcrec.metrics import metrics_from_ranks, rank_full
 from components.pcrec.negatives import PositiveSet
+from pipelines.core.artifacts import local_scratch, push_scratch
 from pipelines.core.train import load_state
 
 
@@ -196,7 +197,7 @@ def run_all(ctx, specs: list[RunSpec], data: dict, inits: dict, *, trainer, thre
 
     Returns the saved results (one dict per spec, in order).
     """
-    scratch = os.path.join(ctx.scratch_dir, name)
+    scratch = local_scratch(os.path.join(ctx.scratch_dir, name))  # a local mirror of a remote one
     os.makedirs(scratch, exist_ok=True)
     config = {"specs": [asdict(s) for s in specs], "data": data, "inits": inits,
               "scratch": scratch, "threads": threads, "checkpoint_every": checkpoint_every}
@@ -204,6 +205,7 @@ def run_all(ctx, specs: list[RunSpec], data: dict, inits: dict, *, trainer, thre
         from pipelines.core.train import fit
 
         fit(ctx, train_loop, config, trainer, name=name)
+        push_scratch(scratch)  # remote scratch: keep the finished runs' results for a rerun
     out = [load_state(result_path(scratch, s.key)) for s in specs]
     for r in out:  # factors are saved as tensors (weights_only loading); callers use arrays
         r["U"], r["V"] = np.asarray(r["U"]), np.asarray(r["V"])
