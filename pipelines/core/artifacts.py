@@ -1,12 +1,26 @@
 """The artifact store: Parquet outputs of stages, written atomically, with manifests.
 
 Layout: ``<root>/<pipeline>/<stage>/<fingerprint>/`` with the stage's Parquet tables (zstd),
-any other files, and ``_manifest.json`` written last. A folder without a manifest is never
-read. Roots are URIs resolved by :mod:`pyarrow.fs` (local paths, ``file://``, ``s3://``,
-``gs://``).
+any other files, and ``_manifest.json`` written last. Roots are URIs resolved by
+:mod:`pyarrow.fs` (local paths, ``file://``, ``s3://``, ``gs://``); an S3-compatible server
+other than AWS is named the standard way, ``AWS_ENDPOINT_URL=http://host:port`` (read by
+pyarrow >= 13, so also by Ray Train's checkpoint storage), with credentials from the usual
+``AWS_*`` variables or files.
+
+**The manifest is the commit point** (:meth:`ArtifactWriter.commit`, one path for every
+filesystem): a stage writes into a unique temp folder (local roots:
+``<root>/<pipeline>/<stage>/.tmp-<uuid>`` on the same filesystem; remote roots: a local temp
+dir), the files are then published under the final prefix (local: one directory rename;
+object stores: the objects are uploaded under the final prefix) and ``_manifest.json`` is
+written last (a rename locally, a single PUT on object stores; both atomic). Readers, cache
+checks and ``recgen artifacts`` treat a prefix without a manifest as absent; a re-commit
+deletes the old manifest before anything else. Leftovers of killed writers (``.tmp-*``
+entries, prefixes without a manifest) are deleted when the stage next runs, once nothing in
+them changed for :data:`STALE_TEMP_S` seconds (:meth:`Store.clean_stale`).
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -27,6 +41,16 @@ from components.errors import InputError
 
 MANIFEST = "_manifest.json"
 COMPRESSION = "zstd"
+TMP_MARK = ".tmp-"
+# A temp entry or manifest-less output folder in which nothing changed for this long is a
+# leftover of a killed writer (a live one is uploading, or its stage is still running).
+STALE_TEMP_S = 24 * 3600
+
+
+def is_remote(uri: str | os.PathLike) -> bool:
+    """A URI with a scheme other than ``file://`` (``s3://``, ``gs://``, ...)."""
+    uri = str(uri)
+    return "://" in uri and not uri.startswith("file://")
 
 
 def fingerprint_of(obj: Any) -> str:
@@ -53,7 +77,7 @@ class Store:
     def __init__(self, uri: str | os.PathLike):
         uri = str(uri)
         self.uri = uri
-        if "://" in uri and not uri.startswith("file://"):
+        if is_remote(uri):
             self.fs, self.base = pafs.FileSystem.from_uri(uri)
             self.local = False
         else:
@@ -87,7 +111,8 @@ class Store:
     def check_writable(self) -> None:
         """Fail early, naming the root, when it cannot be written."""
         try:
-            self.fs.create_dir(self.base, recursive=True)
+            if self.local:  # object stores have no folders (create_dir would add marker objects)
+                self.fs.create_dir(self.base, recursive=True)
             probe = self.join(f".probe-{uuid.uuid4().hex}")
             with self.fs.open_output_stream(probe) as f:
                 f.write(b"ok")
@@ -102,13 +127,66 @@ class Store:
             return json.loads(f.read().decode())
 
     def write_json_atomic(self, path: str, obj: Any) -> None:
+        """Write a JSON file so that readers see the old version or the new one, never a part:
+        a temp file + rename locally; one PUT on object stores (atomic there, while a "move"
+        is a copy + delete)."""
         data = json.dumps(obj, indent=2, sort_keys=False, default=str).encode()
+        if not self.local:
+            with self.fs.open_output_stream(path) as f:
+                f.write(data)
+            return
         parent = path.rsplit("/", 1)[0]
         self.fs.create_dir(parent, recursive=True)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        tmp = f"{path}{TMP_MARK}{uuid.uuid4().hex}"
         with self.fs.open_output_stream(tmp) as f:
             f.write(data)
         self.fs.move(tmp, path)
+
+    def remove_output(self, path: str) -> None:
+        """Delete a stage output folder: the manifest first (the output is then absent for
+        every reader), then the rest."""
+        m = f"{path}/{MANIFEST}"
+        if self.exists(m):
+            self.fs.delete_file(m)
+        if self.exists(path):
+            self.fs.delete_dir(path)
+
+    def _newest_mtime_ns(self, info: pafs.FileInfo) -> int | None:
+        times = [info.mtime_ns] if info.mtime_ns else []
+        if info.type == pafs.FileType.Directory:
+            sel = pafs.FileSelector(info.path, recursive=True, allow_not_found=True)
+            times += [i.mtime_ns for i in self.fs.get_file_info(sel) if i.mtime_ns]
+        return max(times) if times else None
+
+    def clean_stale(self, pipeline: str, stage: str, max_age_s: float | None = None) -> list[str]:
+        """Delete what killed writers left under ``<root>/<pipeline>/<stage>/``: temp entries
+        (``.tmp-*``, ``*.tmp-*``) and output folders without a manifest, in which nothing
+        changed for ``max_age_s`` seconds (default :data:`STALE_TEMP_S`). Returns the deleted paths. Best effort (a failure
+        to clean never fails a stage)."""
+        gone: list[str] = []
+        max_age_s = STALE_TEMP_S if max_age_s is None else max_age_s
+        try:
+            sel = pafs.FileSelector(self.join(pipeline, stage), allow_not_found=True)
+            infos = self.fs.get_file_info(sel)
+        except OSError:
+            return gone
+        now_ns = time.time_ns()
+        for info in infos:
+            try:
+                if TMP_MARK not in info.base_name:
+                    if info.type != pafs.FileType.Directory or self.exists(f"{info.path}/{MANIFEST}"):
+                        continue
+                newest = self._newest_mtime_ns(info)
+                if newest is None or now_ns - newest < max_age_s * 1e9:
+                    continue
+                if info.type == pafs.FileType.Directory:
+                    self.fs.delete_dir(info.path)
+                else:
+                    self.fs.delete_file(info.path)
+                gone.append(info.path)
+            except OSError:
+                continue
+        return gone
 
     def manifest(self, pipeline: str, stage: str, fp: str) -> dict | None:
         path = self.stage_dir(pipeline, stage, fp) + "/" + MANIFEST
@@ -136,11 +214,16 @@ class Store:
             return out
         sel = pafs.FileSelector(root, recursive=True)
         for info in self.fs.get_file_info(sel):
-            if info.base_name == MANIFEST and "/.tmp-" not in info.path:
-                try:
-                    out.append(self.read_json(info.path))
-                except Exception:
-                    continue
+            parts = info.path[len(root) + 1:].split("/")
+            # only <stage>/<fingerprint>/_manifest.json (never one inside a temp entry)
+            if len(parts) != 3 or parts[2] != MANIFEST or TMP_MARK in info.path:
+                continue
+            try:
+                m = self.read_json(info.path)
+            except Exception:
+                continue
+            if isinstance(m, dict) and str(m.get("fingerprint", "")).startswith(parts[1]):
+                out.append(m)
         return out
 
     def writer(self, pipeline: str, stage: str, fp: str) -> "ArtifactWriter":
@@ -196,19 +279,21 @@ class Artifact:
 
 
 class ArtifactWriter:
-    """Collects one stage's outputs in a temp folder; :meth:`commit` publishes them.
+    """Collects one stage's outputs in a unique temp folder; :meth:`commit` publishes them.
 
     Local roots stage inside ``<root>/<pipeline>/<stage>/.tmp-<uuid>`` (same filesystem,
-    so the final rename is atomic); remote roots stage in a local temp dir and upload.
+    so publishing is one rename); remote roots stage in a local temp dir and upload. Creating
+    a writer first deletes stale leftovers of the stage (:meth:`Store.clean_stale`).
     """
 
     def __init__(self, store: Store, pipeline: str, stage: str, fp: str):
         self.store, self.pipeline, self.stage, self.fp = store, pipeline, stage, fp
         self.final = store.stage_dir(pipeline, stage, fp)
+        store.clean_stale(pipeline, stage)
         if store.local:
             parent = Path(self.final).parent
             parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = str(parent / f".tmp-{uuid.uuid4().hex}")
+            self.tmp = str(parent / f"{TMP_MARK}{uuid.uuid4().hex}")
             os.makedirs(self.tmp)
         else:
             self.tmp = tempfile.mkdtemp(prefix="recgen-stage-")
@@ -244,22 +329,21 @@ class ArtifactWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def commit(self, manifest: dict) -> dict:
-        """Publish: move the temp folder to its final name, then write the manifest."""
-        fs = self.store.fs
-        if self.store.exists(self.final):  # a leftover without manifest (killed run) or a forced redo
-            fs.delete_dir(self.final)
+        """Publish, on every filesystem the same way: (1) delete what is at the final name (a
+        forced redo, or a leftover without manifest), manifest first; (2) put the files under
+        the final name (local: rename the temp folder; object stores: upload the objects);
+        (3) write the manifest, last: the commit point."""
+        files = sorted(_list_files(self.tmp, pafs.LocalFileSystem()))
+        self.store.remove_output(self.final)
         if self.store.local:
             os.rename(self.tmp, self.final)
         else:
-            staging = f"{self.final}.tmp-{uuid.uuid4().hex}"
-            pafs.copy_files(self.tmp, staging, source_filesystem=pafs.LocalFileSystem(),
-                            destination_filesystem=fs)
-            fs.move(staging, self.final)
+            _upload_dir(self.tmp, self.final, self.store.fs)
             shutil.rmtree(self.tmp, ignore_errors=True)
         manifest = dict(manifest)
         manifest["tables"] = self._tables
         manifest["stats"] = self._stats
-        manifest["files"] = sorted(_list_files(self.final, fs))
+        manifest["files"] = files
         manifest["committed_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.store.write_json_atomic(f"{self.final}/{MANIFEST}", manifest)
         self.committed = True
@@ -269,3 +353,48 @@ class ArtifactWriter:
 def _list_files(root: str, fs: pafs.FileSystem) -> list[str]:
     infos = fs.get_file_info(pafs.FileSelector(root, recursive=True))
     return [i.path[len(root) + 1:] for i in infos if i.type == pafs.FileType.File]
+
+
+def _upload_dir(local_dir: str, dest: str, fs: pafs.FileSystem) -> None:
+    """Every file under ``local_dir`` as an object under ``dest`` (one PUT each)."""
+    pafs.copy_files(local_dir, dest, source_filesystem=pafs.LocalFileSystem(),
+                    destination_filesystem=fs)
+
+
+# --- local mirrors of remote scratch folders (checkpoints of in-process training) -------------
+_MIRRORS: dict[str, tuple[pafs.FileSystem, str]] = {}
+
+
+def local_scratch(uri: str) -> str:
+    """A local directory for the scratch folder ``uri`` (``Store.scratch_dir`` + a name).
+
+    A local path (or ``file://``) is returned as it is. For a remote URI (``s3://...``): a
+    fresh local temp dir holding a copy of what the folder already has (so a rerun resumes
+    from its checkpoint); :func:`push_scratch` uploads files back. The temp dir is removed when
+    the process exits. Code that writes checkpoints with ``open``/``torch.save`` uses this
+    instead of building a local path from the URI.
+    """
+    uri = str(uri)
+    if not is_remote(uri):
+        return uri[len("file://"):] if uri.startswith("file://") else uri
+    fs, path = pafs.FileSystem.from_uri(uri)
+    local = tempfile.mkdtemp(prefix="recgen-scratch-")
+    atexit.register(shutil.rmtree, local, True)
+    if fs.get_file_info(path).type == pafs.FileType.Directory:
+        pafs.copy_files(path, local, source_filesystem=fs,
+                        destination_filesystem=pafs.LocalFileSystem())
+    _MIRRORS[local] = (fs, path)
+    return local
+
+
+def push_scratch(local_dir: str, *names: str) -> None:
+    """Upload files of a :func:`local_scratch` mirror (``names`` relative to it; all files
+    when none) to its remote folder. A no-op for a local scratch folder."""
+    mirror = _MIRRORS.get(local_dir)
+    if mirror is None:
+        return
+    fs, path = mirror
+    lfs = pafs.LocalFileSystem()
+    for name in names or _list_files(local_dir, lfs):
+        pafs.copy_files(os.path.join(local_dir, name), f"{path}/{name}",
+                        source_filesystem=lfs, destination_filesystem=fs)
