@@ -1,5 +1,6 @@
-"""`recgen tune pcrec`: the seeded trial list, and a real Ray Tune search on the tiny fixture
-(two trials, each launching its own TorchTrainer on the embedded Ray), interrupted and resumed."""
+"""`recgen tune pcrec`: the seeded trial list, a real Ray Tune search on the tiny fixture
+(two trials, each its own Ray job with its own TorchTrainer), interrupted and resumed, and an
+ASHA search that stops trials early and still finishes."""
 from __future__ import annotations
 
 import json
@@ -130,7 +131,7 @@ def test_tune_two_trials_interrupted_and_resumed(ray_local, tmp_path):
 def test_cli_tune_rejects_unknown_pipeline_and_bad_space(tmp_path, capsys):
     from pipelines.cli import main
 
-    assert main(["tune", "video", "--artifacts", str(tmp_path)]) == 2
+    assert main(["tune", "bogus", "--artifacts", str(tmp_path)]) == 2
     assert "has no search" in capsys.readouterr().err
     bad = tmp_path / "space.yaml"
     bad.write_text("space: [{path: sample.r, grid: [1]}]\nbogus: 1\n")
@@ -138,35 +139,42 @@ def test_cli_tune_rejects_unknown_pipeline_and_bad_space(tmp_path, capsys):
     assert "unknown key 'bogus'" in capsys.readouterr().err
 
 
-def test_placement_group_of_a_dead_trainer_is_released(ray_local):
-    """A stopped trial's TorchTrainer leaves its workers' placement group reserved; the tune
-    driver frees groups whose creating actor died, and never a live one or the driver's own."""
-    import ray
-    from ray.util.placement_group import placement_group, remove_placement_group
+ASHA_SPACE = ("space=[{path: sample.r, grid: [2]}, "
+              "{path: finetune.train.loss.name, grid: [logit_margin, l2_hinge, l1_hinge, exp]}, "
+              "{path: finetune.train.loss.params.m, choice: [0.0, 0.5, 1.0]}, "
+              "{path: finetune.train.lr, loguniform: [0.02, 0.1], round: 4}]")
 
-    from pipelines.pcrec.tune import release_orphan_placement_groups
 
-    @ray.remote(num_cpus=0)
-    class Controller:
-        def reserve(self):
-            self.pg = placement_group([{"CPU": 1}])
-            ray.get(self.pg.ready())
-            return True
+@pytest.mark.slow
+def test_asha_search_on_tiny_finishes_with_every_trial_ended(tmp_path):
+    """Issue 12 item 3: ASHA stops trials early and the search never stalls. A stopped trial
+    ends its own Ray job (pipelines.core.tune_trial), so its trainer's placement group is
+    released; later trials get the CPUs. The shipped space's axes on the tiny config, reduced
+    to one r and four losses (5 trials with the default) and an ASHA that decides after every
+    epoch (grace 1, reduction factor 3), so that it does stop some trials."""
+    import subprocess
+    import sys
 
-    own = placement_group([{"CPU": 0.5}])
-    ray.get(own.ready())
-    c = Controller.remote()
-    assert ray.get(c.reserve.remote())
-    assert release_orphan_placement_groups() == 0            # creator alive: kept
-    ray.kill(c)
-    deadline = time.time() + 30
-    removed = 0
-    while time.time() < deadline and not removed:
-        removed = release_orphan_placement_groups()
-        time.sleep(0.5)
-    assert removed == 1
-    assert release_orphan_placement_groups() == 0
-    remove_placement_group(own)
+    root = tmp_path / "art"
+    t0 = time.time()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "tune", "pcrec", "--config", str(TINY), "--artifacts", str(root),
+         "--num-cpus", "2", "--no-test", "--set", "pretrain.trainer.num_workers=0", "--tune-set", "name=asha",
+         "--tune-set", ASHA_SPACE, "--tune-set", "scheduler.grace_period=1",
+         "--tune-set", "scheduler.reduction_factor=3"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=1500)
+    wall = time.time() - t0
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out_dir = root / "pcrec" / "tune" / "asha"
+    res = pd.read_parquet(out_dir / "results.parquet")
+    assert len(res) == 5
+    # every trial ended: finished, stopped early by ASHA, or failed numerically; none errored
+    assert set(res.status) <= {"TERMINATED", "STOPPED", "DIVERGED"}, res[["trial", "status", "error"]]
+    assert res.error.isna().all()
+    assert (res.status == "STOPPED").sum() >= 1, res[["trial", "status", "reports", "value"]]
+    best = json.loads((out_dir / "best.json").read_text())["best"]
+    assert 0 <= best["value"] < 1
+    print(f"asha search: {wall:.0f}s, statuses {res.status.value_counts().to_dict()}")
 
 
 # ---------------------------------------------------------------- diverged trials (issue 12)
