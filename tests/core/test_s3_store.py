@@ -47,11 +47,10 @@ def test_failed_stage_and_killed_upload_leave_no_output_then_commit(ray_local, s
     # a commit that dies half-way through the upload: objects under the final prefix, no manifest
     real_upload = artifacts._upload_dir
 
-    def dying_upload(local_dir, dest, fs):
+    def dying_upload(local_dir, dest, fs):   # the first object arrives, then the connection drops
         name = sorted(os.listdir(local_dir))[0]
-        real_upload_one = artifacts.pafs.copy_files
-        real_upload_one(os.path.join(local_dir, name), f"{dest}/{name}",
-                        source_filesystem=artifacts.pafs.LocalFileSystem(), destination_filesystem=fs)
+        artifacts.pafs.copy_files(os.path.join(local_dir, name), f"{dest}/{name}",
+                                  source_filesystem=artifacts.pafs.LocalFileSystem(), destination_filesystem=fs)
         raise OSError("connection reset during upload")
 
     monkeypatch.setattr(artifacts, "_upload_dir", dying_upload)
