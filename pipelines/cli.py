@@ -89,14 +89,19 @@ def cmd_artifacts(args) -> int:
     store = Store(artifacts_root(args))
     if args.action == "ls":
         pipes = [args.pipeline] if args.pipeline else names()
+        listed = 0
         for p in pipes:
             outs = sorted(store.list_stage_outputs(p), key=lambda m: (m.get("stage", ""), m.get("committed_at", "")))
             latest = latest_run(store, p) or {"stages": {}}
+            listed += len(outs)
             for m in outs:
                 cur = latest["stages"].get(m["stage"], {}).get("fingerprint") == m["fingerprint"]
                 rows = sum(t["rows"] for t in m.get("tables", {}).values())
                 print(f"{p:<6} {m['stage']:<14} {m['fingerprint'][:16]} {'*' if cur else ' '} "
                       f"rows={rows:<10} {m.get('wall_time_s', 0):>8.1f}s  {m.get('committed_at', '')}")
+        if not listed:  # outputs without a manifest were never committed: not listed
+            print(f"no finished stage outputs of {', '.join(pipes)} under {store.uri}")
+            return 0
         print("(* = used by the latest run)")
         return 0
     latest = latest_run(store, args.pipeline)
@@ -105,6 +110,10 @@ def cmd_artifacts(args) -> int:
               file=sys.stderr)
         return 2
     m = store.manifest(args.pipeline, args.stage, latest["stages"][args.stage]["fingerprint"])
+    if m is None:  # the latest run did not commit this stage (failed or interrupted before it)
+        print(f"error: the latest run of {args.pipeline} has no finished output of stage {args.stage} "
+              f"under {store.uri} (`recgen artifacts ls {args.pipeline}` lists the finished ones)", file=sys.stderr)
+        return 2
     print(json.dumps(m, indent=2))
     return 0
 

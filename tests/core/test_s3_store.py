@@ -68,7 +68,8 @@ def test_failed_stage_and_killed_upload_leave_no_output_then_commit(ray_local, s
     from pipelines.cli import main
 
     assert main(["artifacts", "ls", "toy", "--artifacts", uri]) == 0
-    assert "gen" not in capsys.readouterr().out
+    assert capsys.readouterr().out.strip() == f"no finished stage outputs of toy under {uri}"
+    assert main(["artifacts", "show", "toy", "gen", "--artifacts", uri]) == 2
 
     # the rerun replaces the partial upload and commits; the second rerun is all hits
     r = run_pipeline(pipe, cfg, uri, echo=False)
