@@ -162,7 +162,7 @@ def test_asha_search_on_tiny_finishes_with_every_trial_ended(tmp_path):
          "--num-cpus", "2", "--no-test", "--set", "pretrain.trainer.num_workers=0", "--tune-set", "name=asha",
          "--tune-set", ASHA_SPACE, "--tune-set", "scheduler.grace_period=1",
          "--tune-set", "scheduler.reduction_factor=3"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=1500)
+        cwd=REPO, capture_output=True, text=True, timeout=1500)
     wall = time.time() - t0
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out_dir = root / "pcrec" / "tune" / "asha"
