@@ -22,8 +22,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -43,8 +43,8 @@ class BPRConfig:
     optimizer: str = "adam"          # adam | sgd | adagrad | rowsgd (MF fast path)
     eval_every: int = 1
     patience: int = 5
-    loss_name: str = "logit_margin"
-    loss_params: tuple = ()          # ((name, value), ...) for get_loss
+    loss: Mapping[str, Any] = field(default_factory=lambda: {"name": "logit_margin", "params": {}})
+    """``{"name": ..., "params": {...}}`` of a loss of :mod:`components.losses.margin`."""
 
     def __post_init__(self):
         if self.optimizer not in ("adam", "sgd", "adagrad", "rowsgd"):
@@ -75,14 +75,16 @@ class BPRRun:
         seed: seeds the negative sampler (combined with ``rank``).
         item_lo, item_hi: optional per-pair item range for the negatives (joint training
             draws each negative from the positive's own domain).
-        rank, world: this worker's share of the pairs is ``perm[rank::world]``.
+        rank, world: data-parallel rank and size (equal-step shares of the pairs).
         core: the unwrapped model (defaults to ``model``).
+        device: where the model lives; batches go there, factors come back to the CPU.
     """
 
     def __init__(self, model: torch.nn.Module, users: np.ndarray, items: np.ndarray,
                  positives: PositiveSet, cfg: BPRConfig, seed: int, *,
                  item_lo: np.ndarray | None = None, item_hi: np.ndarray | None = None,
-                 rank: int = 0, world: int = 1, core: torch.nn.Module | None = None):
+                 rank: int = 0, world: int = 1, core: torch.nn.Module | None = None,
+                 device: torch.device | str = "cpu"):
         from components.losses.margin import get_training_loss
 
         self.model, self.core, self.cfg = model, core or model, cfg
@@ -91,12 +93,13 @@ class BPRRun:
         self.item_lo, self.item_hi = item_lo, item_hi
         self.positives = positives
         self.rank, self.world = rank, world
-        self.loss_fn = get_training_loss(cfg.loss_name, **dict(cfg.loss_params))
+        self.loss_fn = get_training_loss(cfg.loss["name"], **dict(cfg.loss.get("params", {})))
         self.opt = _optimizer(cfg.optimizer, self.model.parameters(), cfg.lr)
         if self.opt is None and (world > 1 or not hasattr(self.core, "sgd_step")):
-            raise ConfigError("optimizer 'rowsgd' needs a model with sgd_step (MF) and one worker; "
-                              "use adam for LightGCN or several workers")
-        self.rng = np.random.default_rng([seed, rank])
+            raise ConfigError("optimizer 'rowsgd' (fused per-row SGD, no gradients) works with world=1 and a "
+                              "model that has sgd_step (MF); use optimizer adam, sgd or adagrad otherwise")
+        self.seed, self.device = int(seed), torch.device(device)
+        self.rng = np.random.default_rng([seed, rank])   # this rank's negatives
         self.epoch = 0
         self.best_score = -math.inf
         self.best_epoch = -1
@@ -106,28 +109,41 @@ class BPRRun:
         self.history: list[dict] = []
 
     # ---------------------------------------------------------------- training
+    def epoch_batches(self) -> list[np.ndarray]:
+        """This rank's batches of pair indices for the current epoch (what :meth:`train_epoch` uses)."""
+        from components.sharding import shard_batches
+
+        return shard_batches(len(self.users), self.world, self.rank, self.cfg.batch_size, self.seed, self.epoch)
+
     def train_epoch(self) -> float:
-        """One pass over this worker's share of the pairs; returns the mean batch loss."""
+        """One pass over this worker's share of the pairs; returns the mean batch loss.
+
+        The shares come from one permutation per epoch that every rank draws alike
+        (:func:`components.sharding.shard_batches`): disjoint, covering, the same number of
+        steps on every rank. Negatives come from this rank's own generator.
+        """
         self.model.train()
-        perm = self.rng.permutation(len(self.users))[self.rank::self.world]
+        batches = self.epoch_batches()
+        perm = np.concatenate(batches)
+        bounds = np.cumsum([0] + [len(b) for b in batches])
         u = self.users[perm]
         lo = 0 if self.item_lo is None else self.item_lo[perm]
         hi = None if self.item_hi is None else self.item_hi[perm]
         neg = sample_negatives(u, self.positives, self.rng, lo=lo, hi=hi)
-        tu = torch.from_numpy(u)
-        ti = torch.from_numpy(self.items[perm])
-        tj = torch.from_numpy(neg)
-        bs, total, n = self.cfg.batch_size, 0.0, 0
+        tu = torch.from_numpy(u).to(self.device)
+        ti = torch.from_numpy(self.items[perm]).to(self.device)
+        tj = torch.from_numpy(neg).to(self.device)
+        total, n = 0.0, 0
+        steps = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         if self.opt is None:  # fused per-sample SGD (MF.sgd_step), no autograd
-            for s in range(0, len(perm), bs):
-                v = self.core.sgd_step(tu[s:s + bs], ti[s:s + bs], tj[s:s + bs], self.cfg.lr,
-                                       self.cfg.reg, self.loss_fn.deriv)
+            for s in steps:
+                v = self.core.sgd_step(tu[s], ti[s], tj[s], self.cfg.lr, self.cfg.reg, self.loss_fn.deriv)
                 total += float(self.loss_fn(v).mean())
                 n += 1
             self.epoch += 1
             return total / max(n, 1)
-        for s in range(0, len(perm), bs):
-            v, reg = self.model(tu[s:s + bs], ti[s:s + bs], tj[s:s + bs])
+        for s in steps:
+            v, reg = self.model(tu[s], ti[s], tj[s])
             loss = self.loss_fn(v).mean() + self.cfg.reg * reg
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -145,7 +161,7 @@ class BPRRun:
                "valid_ndcg10": float("nan")}
         due = self.epoch % self.cfg.eval_every == 0 or self.epoch >= self.cfg.epochs
         if valid_fn is not None and due:
-            U, V = self.core.embeddings()
+            U, V = (t.detach().cpu() for t in self.core.embeddings())
             score = float(valid_fn(U, V))
             row["valid_ndcg10"] = score
             if score > self.best_score:
@@ -170,11 +186,13 @@ class BPRRun:
 
     def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Best factors by validation (or the current ones when never evaluated)."""
-        return self.best_factors if self.best_factors is not None else self.core.embeddings()
+        if self.best_factors is not None:
+            return self.best_factors
+        return tuple(t.detach().cpu() for t in self.core.embeddings())
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict:
-        return {"model": copy.deepcopy(self.core.state_dict()),
+        return {"model": {k: v.detach().cpu().clone() for k, v in self.core.state_dict().items()},
                 "opt": copy.deepcopy(self.opt.state_dict()) if self.opt is not None else None,
                 "rng": copy.deepcopy(self.rng.bit_generator.state),
                 "epoch": self.epoch, "best_score": self.best_score,

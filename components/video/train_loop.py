@@ -27,22 +27,38 @@ def model_input(batch: dict[str, torch.Tensor]):
     return next(iter(batch.values())) if len(batch) == 1 else batch
 
 
-def autocast(bf16: bool):
-    """``torch.autocast`` in bfloat16 on the CPU when ``bf16``, else a no-op context."""
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+def autocast(bf16: bool, device: torch.device | str = "cpu"):
+    """``torch.autocast`` in bfloat16 on ``device``'s type when ``bf16``, else a no-op context."""
+    kind = torch.device(device).type
+    return torch.autocast(kind, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+def _to(x, device: torch.device | None):
+    if device is None:
+        return x
+    if isinstance(x, dict):
+        return {k: v.to(device, non_blocking=True) for k, v in x.items()}
+    return x.to(device, non_blocking=True)
 
 
 def train_epoch(model: torch.nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer, *,
                 bf16: bool = False, max_steps: int | None = None,
-                scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> dict:
-    """Train for one pass over ``loader``; returns ``{loss, acc, clips, seconds, clips_per_s}``."""
+                scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+                device: torch.device | None = None) -> dict:
+    """Train for one pass over ``loader``; returns ``{loss, acc, clips, seconds, clips_per_s}``.
+
+    ``device``: where batches go (the model is expected there already); None keeps them as loaded.
+    Models exposing ``forward_train`` (hidden two-stream) add its auxiliary losses; a wrapper
+    that forwards it (e.g. the training engine's DDP) works the same.
+    """
     model.train()
     total, correct, loss_sum, t0 = 0, 0, 0.0, time.perf_counter()
     has_aux = hasattr(model, "forward_train")
     for step, (batch, labels) in enumerate(loader):
         if max_steps is not None and step >= max_steps:
             break
-        with autocast(bf16):
+        batch, labels = _to(batch, device), _to(labels, device)
+        with autocast(bf16, device or "cpu"):
             if has_aux:
                 logits, aux = model.forward_train(model_input(batch))
                 loss = F.cross_entropy(logits.float(), labels) + sum(v.float() for v in aux.values())
@@ -57,7 +73,7 @@ def train_epoch(model: torch.nn.Module, loader: Iterable, optimizer: torch.optim
         n = len(labels)
         total += n
         loss_sum += float(loss.detach()) * n
-        correct += int((logits.detach().argmax(1) == labels).sum())
+        correct += int((logits.detach().argmax(1) == labels).sum().item())
     secs = time.perf_counter() - t0
     return {"loss": loss_sum / max(total, 1), "acc": correct / max(total, 1), "clips": total,
             "seconds": secs, "clips_per_s": total / secs if secs > 0 else 0.0}
@@ -69,15 +85,16 @@ def _flatten_views(batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tens
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, loader: Iterable, *, bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def predict(model: torch.nn.Module, loader: Iterable, *, bf16: bool = False,
+            device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(probs [N, C], labels [N])``; softmax scores averaged over each item's views."""
     model.eval()
     probs, labels = [], []
     for batch, y in loader:
-        flat, b, v = _flatten_views(batch)
-        with autocast(bf16):
+        flat, b, v = _flatten_views(_to(batch, device))
+        with autocast(bf16, device or "cpu"):
             logits = model(model_input(flat)).float()
-        probs.append(logits.softmax(-1).view(b, v, -1).mean(1).numpy())
+        probs.append(logits.softmax(-1).view(b, v, -1).mean(1).cpu().numpy())
         labels.append(np.asarray(y))
     return np.concatenate(probs), np.concatenate(labels)
 

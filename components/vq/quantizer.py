@@ -100,6 +100,7 @@ class VectorQuantizer(nn.Module):
         self.num_codes, self.dim, self.beta = num_codes, dim, beta
         self.ema, self.decay, self.eps = ema, decay, eps
         self.restart_threshold, self.restart_decay = restart_threshold, restart_decay
+        self.restarted: torch.Tensor | None = None   # codes (re)set since the last optimizer step
         lim = (3.0 / dim) ** 0.5           # variance-scaling uniform init (as DeepMind's Sonnet VQ)
         init = torch.empty(num_codes, dim).uniform_(-lim, lim)
         if ema:
@@ -131,7 +132,9 @@ class VectorQuantizer(nn.Module):
             self._init_from(flat.detach())
         codes = self.nearest(flat.detach())
         onehot = F.one_hot(codes, self.num_codes).type(flat.dtype)
-        counts = all_reduce_sum(onehot.sum(0).detach().clone())
+        counts = onehot.sum(0).detach().clone()
+        if self.training:   # replicas agree on the codebook update; evaluation stays local
+            counts = all_reduce_sum(counts)
         q_flat = F.embedding(codes, self.embedding).clone()   # codes as chosen, before any update
         if self.training and self.ema:
             self._ema_update(flat.detach(), onehot, counts)
@@ -164,6 +167,7 @@ class VectorQuantizer(nn.Module):
             torch.distributed.broadcast(fresh, src=0)
         target = self.embedding.data if isinstance(self.embedding, nn.Parameter) else self.embedding
         target[mask] = fresh
+        self.restarted = mask.clone() if self.restarted is None else (self.restarted | mask)
         self.usage[mask] = 1.0
         if self.ema:
             self.ema_count[mask] = 1.0
@@ -187,3 +191,21 @@ class VectorQuantizer(nn.Module):
             return
         pick = torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)
         self._set_codes(dead, flat[pick].clone())
+
+
+@torch.no_grad()
+def reset_restarted_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Forget the optimizer's history (Adam moments, momentum) of codes restarted since the last
+    call, for loss-trained codebooks; call it between ``backward()`` and ``optimizer.step()``.
+    Returns the number of codes reset."""
+    n = 0
+    for q in model.modules():
+        if not isinstance(q, VectorQuantizer) or q.restarted is None:
+            continue
+        mask, q.restarted = q.restarted, None
+        if isinstance(q.embedding, nn.Parameter):
+            for v in optimizer.state.get(q.embedding, {}).values():
+                if isinstance(v, torch.Tensor) and v.shape[:1] == mask.shape:
+                    v[mask] = 0
+            n += int(mask.sum())
+    return n

@@ -30,6 +30,7 @@ tests and of ``recgen ray start ...``) runs Ray's own processes with :func:`ray_
 """
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import tempfile
@@ -153,8 +154,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
     child = ray_process_env()
     keep = {k: child[k] for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", USER_HOME_ENV,
                                   "RAY_USAGE_STATS_PROMPT_ENABLED") if k in child}
-    if "RAY_AUTH_MODE" not in os.environ and ("RAY_AUTH_TOKEN" in keep or "RAY_AUTH_TOKEN_PATH" in keep):
-        keep["RAY_AUTH_MODE"] = "token"   # what ray.init() would pick, said explicitly (no warning)
+    # ray.init() then turns token auth on with this token and says so at WARNING level; that is
+    # the intended setting here, not something for the console
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     saved_home = os.environ.get("HOME")
     os.environ.update(keep)
     os.environ["HOME"] = child["HOME"]

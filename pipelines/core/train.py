@@ -1,10 +1,26 @@
-"""Ray Train (V2) glue shared by every training stage.
+"""The one training engine: Ray Train (V2) glue and the loop skeleton every training stage uses.
 
-A training stage is ``kind="driver"``: it calls :func:`fit` with a per-worker loop. Inside
-the loop, :func:`load_checkpoint` returns the last saved state (after a worker failure or
-when the same stage is re-run after a killed driver: the run name and storage path are
-derived from the stage fingerprint, so Ray Train finds the earlier checkpoints), and
-:func:`report` saves state + metrics (rank 0 writes the checkpoint).
+A training stage is ``kind="driver"``: it calls :func:`fit` with a per-worker loop. The loop
+opens a :class:`Session`, which gives it the skeleton's parts:
+
+* ``rank``, ``world`` and ``device`` (CUDA when the trainer's ``use_gpu``, else CPU), seeded
+  torch and capped threads;
+* :meth:`Session.prepare`: the model on the device, wrapped in DDP when ``world > 1``, with the
+  model's own ``forward_*`` methods still reachable (they run through DDP's forward, so their
+  gradients are synchronised) and everything else forwarded to the model;
+* :meth:`Session.shard`: equal-step, disjoint, covering shares of any dataset per epoch
+  (:mod:`components.sharding`), from a seed shared by all ranks;
+* :meth:`Session.epoch_seed` / :meth:`Session.rank_seed`: deterministic per-epoch seeds;
+* :meth:`Session.resume`: the latest checkpoint (after a worker failure, or when the stage is
+  re-run after a killed driver: the run name and storage path derive from the stage
+  fingerprint, so Ray Train finds the earlier checkpoints);
+* :meth:`Session.report`: metrics every epoch, the checkpoint from rank 0, and a progress line
+  on the run's console;
+* :meth:`Session.autocast` (bf16 where the config asks) and :meth:`Session.to_device`.
+
+A :class:`~components.errors.RecgenError` raised inside a loop (a configuration or input
+problem) is not a worker crash: it ends the fit at once, without Ray Train's retries, and is
+raised again in the driver.
 
 ``TrainerConfig(num_workers=0)`` runs the loop in-process (Ray Train V2 local mode) with
 checkpoints still persisted under the scratch dir: use it in ``configs/*/tiny.yaml`` and
@@ -65,8 +81,10 @@ def fit(ctx, train_loop: Callable[[dict], None], loop_config: dict, trainer: Tra
         resources["GPU"] = 1
     env = {"env_vars": {"DGLBACKEND": "pytorch",
                         "OMP_NUM_THREADS": str(max(1, int(trainer.cpus_per_worker)))}}
+    from pipelines.core.console import current_queue
+
     t = TorchTrainer(
-        train_loop,
+        _engine_loop(train_loop, current_queue(), f"{ctx.pipeline}/{ctx.stage}"),
         train_loop_config=loop_config,
         torch_config=process_group_config(),
         scaling_config=ScalingConfig(num_workers=trainer.num_workers, use_gpu=trainer.use_gpu,
@@ -90,8 +108,36 @@ def fit(ctx, train_loop: Callable[[dict], None], loop_config: dict, trainer: Tra
         local_dir, _LOCAL_DIR = _LOCAL_DIR, None
     if getattr(result, "error", None):
         raise result.error
+    err = (getattr(result, "metrics", None) or {}).get(_ERROR_KEY)
+    if err:
+        from components.errors import ConfigError
+
+        raise ConfigError(err)
     result.recgen_local_dir = local_dir
     return result
+
+
+_ERROR_KEY = "recgen_error"
+_PROGRESS_PREFIX = ""
+
+
+def _engine_loop(train_loop: Callable[[dict], None], console_queue, prefix: str) -> Callable[[dict], None]:
+    """The per-worker function Ray Train runs: console channel, then the loop; input errors end it."""
+    def run(config: dict) -> None:
+        global _PROGRESS_PREFIX
+        import ray.train
+
+        from components.errors import RecgenError
+        from pipelines.core import console
+
+        if console._SINK is None:
+            console.attach(console_queue)
+        _PROGRESS_PREFIX = prefix
+        try:
+            train_loop(config)
+        except RecgenError as e:   # a config/input problem: report it and stop, no retries
+            ray.train.report({_ERROR_KEY: f"{type(e).__name__}: {e}" if not str(e) else str(e)})
+    return run
 
 
 def _tune_callbacks() -> list:
@@ -105,20 +151,207 @@ def _tune_callbacks() -> list:
     return [TuneReportCallback()]
 
 
-def worker_setup(seed: int, threads: int) -> tuple[int, int]:
-    """Per-worker prologue of a training loop: seed torch, cap its threads, return (rank, world)."""
-    import ray.train
-
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    ctx = ray.train.get_context()
-    return ctx.get_world_rank(), ctx.get_world_size()
-
-
 def world_rank() -> int:
     import ray.train
 
     return ray.train.get_context().get_world_rank()
+
+
+class _Methods(torch.nn.Module):
+    """Routes DDP's forward to any method of the model (``forward_train``, ...)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args, _method: str = "forward", **kwargs):
+        return getattr(self.model, _method)(*args, **kwargs)
+
+
+class DataParallel(torch.nn.parallel.DistributedDataParallel):
+    """DDP that keeps the wrapped model's own API.
+
+    ``ddp.forward_train(x)`` runs ``model.forward_train(x)`` through DDP's forward (gradients
+    are all-reduced as for ``ddp(x)``); other attributes (``features``, ``embeddings``, ...)
+    are the model's. ``ddp.unwrapped`` is the model itself (state dicts without prefixes).
+    """
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            model = super().__getattr__("module").model
+            attr = getattr(model, name)
+            if name.startswith("forward") and callable(attr):
+                return lambda *a, **k: self(*a, _method=name, **k)
+            return attr
+
+    @property
+    def unwrapped(self) -> torch.nn.Module:
+        return self.module.model
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a :class:`DataParallel` (or the model itself)."""
+    return model.unwrapped if isinstance(model, DataParallel) else model
+
+
+class ShardBatchSampler(torch.utils.data.Sampler):
+    """Batches of :meth:`Session.shard` for a DataLoader (``set_epoch`` before each epoch)."""
+
+    def __init__(self, session: "Session", n: int, batch_size: int):
+        self.session, self.n, self.batch_size, self.epoch = session, n, batch_size, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter([b.tolist() for b in self.session.shard(self.n, self.batch_size, self.epoch)])
+
+    def __len__(self) -> int:
+        from components.sharding import num_steps
+
+        return num_steps(self.n, self.session.world, self.batch_size)
+
+
+class Session:
+    """One worker's view of a training run (see the module docstring).
+
+    Args:
+        seed: the run's seed (torch is seeded with it; shards and epoch seeds derive from it).
+        threads: torch CPU threads of this worker.
+        use_gpu: place the model and batches on this worker's GPU (``trainer.use_gpu``).
+        bf16: bf16 autocast in :meth:`autocast` (CUDA, or CPU when asked explicitly).
+    """
+
+    def __init__(self, seed: int, threads: int = 1, use_gpu: bool = False, bf16: bool = False):
+        import ray.train
+
+        c = ray.train.get_context()
+        self.rank, self.world = c.get_world_rank(), c.get_world_size()
+        self.seed, self.bf16 = int(seed), bool(bf16)
+        torch.manual_seed(self.seed)
+        torch.set_num_threads(max(1, int(threads)))
+        self.device = torch.device("cpu")
+        if use_gpu:
+            if not torch.cuda.is_available():
+                from components.errors import ConfigError
+
+                raise ConfigError("trainer.use_gpu is true but this worker sees no CUDA device; "
+                                  "set trainer.use_gpu: false or run on GPU nodes")
+            import ray.train.torch as rtt
+
+            self.device = rtt.get_device()
+            torch.cuda.set_device(self.device)
+
+    # -- model and data ------------------------------------------------------------------
+    def prepare(self, model: torch.nn.Module, ddp: bool = True, **ddp_kwargs) -> torch.nn.Module:
+        """``model`` on this worker's device; a :class:`DataParallel` of it when ``world > 1``.
+
+        ``ddp=False``: device placement only (loops that all-reduce gradients themselves).
+        """
+        model = model.to(self.device)
+        if self.world == 1 or not ddp:
+            return model
+        if self.device.type == "cuda":
+            ddp_kwargs.setdefault("device_ids", [self.device])
+        return DataParallel(_Methods(model), **ddp_kwargs)
+
+    def shard(self, n: int, batch_size: int, epoch: int, equal_sizes: bool = False) -> list[torch.Tensor]:
+        """This rank's batches of ``range(n)`` for ``epoch`` (equal steps on every rank;
+        ``equal_sizes``: also equal batch sizes, see :func:`components.sharding.shard_batches`)."""
+        from components.errors import ConfigError
+        from components.sharding import shard_batches
+
+        try:
+            return [torch.from_numpy(b) for b in shard_batches(n, self.world, self.rank, batch_size,
+                                                                self.seed, epoch, equal_sizes)]
+        except ValueError as e:
+            raise ConfigError(f"{e}; use fewer trainer.num_workers") from None
+
+    def loader(self, dataset, batch_size: int, num_workers: int = 0) -> "torch.utils.data.DataLoader":
+        """A DataLoader over this rank's equal-step shard; call ``loader.batch_sampler.set_epoch(e)``."""
+        return torch.utils.data.DataLoader(dataset, batch_sampler=ShardBatchSampler(self, len(dataset), batch_size),
+                                           num_workers=num_workers, pin_memory=self.pin_memory)
+
+    def epoch_seed(self, epoch: int, salt: int = 0) -> int:
+        """Same on every rank (shuffles that must agree)."""
+        from components.sharding import epoch_seed
+
+        return epoch_seed(self.seed, epoch, salt)
+
+    def rank_seed(self, epoch: int, salt: int = 0) -> int:
+        """Different on every rank (augmentation, negative sampling of this rank's share)."""
+        from components.sharding import epoch_seed
+
+        return epoch_seed(self.seed, epoch, salt, 1 + self.rank)
+
+    def to_device(self, x):
+        """Tensors (or a dict/list/tuple of them) on this worker's device, asynchronously from pinned memory."""
+        if isinstance(x, torch.Tensor):
+            return x.to(self.device, non_blocking=self.device.type == "cuda")
+        if isinstance(x, dict):
+            return {k: self.to_device(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return type(x)(self.to_device(v) for v in x)
+        return x
+
+    @property
+    def pin_memory(self) -> bool:
+        """Whether data loaders should pin host memory (only useful for a CUDA device)."""
+        return self.device.type == "cuda"
+
+    def autocast(self):
+        """bf16 autocast on this worker's device type when ``bf16``, else a no-op context."""
+        import contextlib
+
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    # -- checkpoints and reports ------------------------------------------------------------
+    def resume(self) -> dict | None:
+        """The state saved by the last :meth:`report` of this run (None on a fresh start)."""
+        return load_checkpoint()
+
+    def restore(self, **objects) -> tuple[int, list]:
+        """Load the last checkpoint into ``objects`` (name -> anything with ``load_state_dict``,
+        saved under that name by :meth:`state`); returns ``(first epoch to run, history so far)``,
+        ``(0, [])`` on a fresh start."""
+        state = self.resume()
+        if state is None:
+            return 0, []
+        for name, obj in objects.items():
+            obj.load_state_dict(state[name])
+        return int(state["epoch"]) + 1, list(state["history"])
+
+    @staticmethod
+    def state(epoch: int, history: list, **objects) -> dict:
+        """A checkpoint: each object's state dict (tensors on the CPU), the epoch and the history."""
+        def cpu(sd):
+            return {k: (v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in sd.items()}
+
+        out = {name: (cpu(unwrap(o).state_dict()) if isinstance(o, torch.nn.Module) else o.state_dict())
+               for name, o in objects.items()}
+        return {**out, "epoch": epoch, "history": history}
+
+    def report(self, metrics: dict[str, Any], state: dict | None = None, progress: str | None = None) -> None:
+        """Report ``metrics`` (every rank), save ``state`` (rank 0), show ``progress`` (rank 0)."""
+        report(metrics, state)
+        if progress is not None and self.rank == 0:
+            from pipelines.core.console import emit
+
+            emit(f"[{_PROGRESS_PREFIX or 'train'}] {progress}")
+
+    def all_mean(self, value: float) -> float:
+        """Mean of a float over ranks (the value itself when ``world == 1``)."""
+        if self.world == 1:
+            return float(value)
+        import torch.distributed as dist
+
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
+        dist.all_reduce(t)
+        return float(t.item()) / self.world
 
 
 def load_checkpoint() -> dict | None:

@@ -43,7 +43,7 @@ class RunSpec:
 
     method: str
     seed: int
-    bpr: dict
+    bpr: BPRConfig
     model: str = "mf"
     init: str | None = None
     train: bool = True
@@ -55,25 +55,6 @@ class RunSpec:
     @property
     def key(self) -> str:
         return f"{self.method}-s{self.seed}"
-
-
-# ------------------------------------------------------------------ sessions
-class _RaySession:
-    def __init__(self):
-        import ray.train
-
-        ctx = ray.train.get_context()
-        self.rank, self.world = ctx.get_world_rank(), ctx.get_world_size()
-
-    def load(self):
-        from pipelines.core.train import load_checkpoint
-
-        return load_checkpoint()
-
-    def report(self, metrics, state=None):
-        from pipelines.core.train import report
-
-        report(metrics, state)
 
 
 def _atomic_save(obj, path: str) -> None:
@@ -121,22 +102,18 @@ def build_model(spec: RunSpec, data: dict, inits: dict):
               init_factors(n_i, d, spec.init_std, g, pre_i, mask_i), item_bias=spec.item_bias)
 
 
-def _bpr_config(d: dict) -> BPRConfig:
-    d = dict(d)
-    d["loss_params"] = tuple(sorted(dict(d.get("loss_params", {})).items()))
-    return BPRConfig(**d)
-
-
 # ------------------------------------------------------------------ the loop
 def train_loop(config: dict) -> None:
     """Per-worker loop: train every run of ``config["specs"]`` not finished yet.
 
-    ``config``: ``specs`` (list of RunSpec dicts), ``data`` (``train_u, train_i, n_users,
-    n_items, factors, valid_u, valid_i`` and optional ``item_lo, item_hi, item_slice,
-    out_users``), ``inits``, ``scratch``, ``threads``, ``checkpoint_every``.
+    ``config``: ``specs`` (list of RunSpec), ``data`` (``train_u, train_i, n_users, n_items,
+    factors, valid_u, valid_i`` and optional ``item_lo, item_hi, item_slice, out_users``),
+    ``inits``, ``scratch``, ``threads``, ``checkpoint_every``, ``use_gpu``.
     """
-    torch.set_num_threads(int(config.get("threads", 1)))
-    sess = _RaySession()
+    from pipelines.core.train import Session
+
+    specs: list[RunSpec] = config["specs"]
+    sess = Session(specs[0].seed if specs else 0, int(config.get("threads", 1)), use_gpu=config.get("use_gpu", False))
     data, inits = config["data"], config.get("inits", {})
     positives = PositiveSet(data["train_u"], data["train_i"], data["n_items"])
     sl = data.get("item_slice")
@@ -146,28 +123,23 @@ def train_loop(config: dict) -> None:
     else:
         eval_excl = positives
     valid_fn = valid_ndcg10(data["valid_u"], data["valid_i"], eval_excl, sl)
-    ckpt = sess.load()
+    ckpt = sess.resume()
     every = int(config.get("checkpoint_every", 5))
 
-    for spec_d in config["specs"]:
-        spec = RunSpec(**spec_d)
+    for spec in specs:
         out_path = result_path(config["scratch"], spec.key)
         if os.path.exists(out_path):
             continue
         t0 = time.perf_counter()
         core = build_model(spec, data, inits)
-        model = core
-        if sess.world > 1 and spec.train:
-            import ray.train.torch
-
-            model = ray.train.torch.prepare_model(core, move_to_device=False)
-        run = BPRRun(model, data["train_u"], data["train_i"], positives, _bpr_config(spec.bpr),
+        model = sess.prepare(core) if spec.train else core.to(sess.device)
+        run = BPRRun(model, data["train_u"], data["train_i"], positives, spec.bpr,
                      seed=int(spec.seed), item_lo=data.get("item_lo"), item_hi=data.get("item_hi"),
-                     rank=sess.rank, world=sess.world, core=core)
+                     rank=sess.rank, world=sess.world, core=core, device=sess.device)
         if ckpt is not None and ckpt.get("key") == spec.key:
             run.load_state_dict(ckpt["run"])
         if not spec.train:
-            U, V = core.embeddings()
+            U, V = (t.detach().cpu() for t in core.embeddings())
             score = valid_fn(U, V)
             run.best_score, run.best_epoch, run.best_factors, run.stopped = score, 0, (U, V), True
             run.history.append({"epoch": 0, "loss": float("nan"), "train_s": 0.0, "valid_ndcg10": score})
@@ -175,7 +147,9 @@ def train_loop(config: dict) -> None:
         def on_epoch(row, run=run, spec=spec):
             metrics = {"run": spec.key, **row, "best_valid_ndcg10": run.best_score}
             if run.stopped or run.epoch % every == 0:
-                sess.report(metrics, {"key": spec.key, "run": run.state_dict()})
+                done = (f"{spec.key}: best valid NDCG@10 {run.best_score:.4f} at epoch {run.best_epoch} "
+                        f"(stopped at {run.epoch} of {spec.bpr.epochs})") if run.stopped else None
+                sess.report(metrics, {"key": spec.key, "run": run.state_dict()}, progress=done)
 
         run.fit(valid_fn, on_epoch)
         U, V = run.factors()
@@ -199,8 +173,8 @@ def run_all(ctx, specs: list[RunSpec], data: dict, inits: dict, *, trainer, thre
     """
     scratch = local_scratch(os.path.join(ctx.scratch_dir, name))  # a local mirror of a remote one
     os.makedirs(scratch, exist_ok=True)
-    config = {"specs": [asdict(s) for s in specs], "data": data, "inits": inits,
-              "scratch": scratch, "threads": threads, "checkpoint_every": checkpoint_every}
+    config = {"specs": list(specs), "data": data, "inits": inits, "scratch": scratch, "threads": threads,
+              "checkpoint_every": checkpoint_every, "use_gpu": trainer.use_gpu}
     if not all(os.path.exists(result_path(scratch, s.key)) for s in specs):
         from pipelines.core.train import fit
 
@@ -208,7 +182,7 @@ def run_all(ctx, specs: list[RunSpec], data: dict, inits: dict, *, trainer, thre
         push_scratch(scratch)  # remote scratch: keep the finished runs' results for a rerun
     out = [load_state(result_path(scratch, s.key)) for s in specs]
     for r in out:  # factors are saved as tensors (weights_only loading); callers use arrays
-        r["U"], r["V"] = np.asarray(r["U"]), np.asarray(r["V"])
+        r["U"], r["V"] = r["U"].numpy(), r["V"].numpy()
     return out
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipelines.core.config import StageResources, StrictModel, path_field
 from pipelines.core.train import TrainerConfig
@@ -303,3 +303,22 @@ class PCRecConfig(StrictModel):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+
+    @model_validator(mode="after")
+    def _rowsgd_is_single_worker(self) -> "PCRecConfig":
+        """rowsgd updates rows in place without gradients, so nothing could keep workers in sync."""
+        ft, bl = self.finetune, self.baselines
+        checks = [("finetune", ft.trainer, ft.train)]
+        if "joint_mf" in bl.methods:
+            checks.append(("baselines", bl.trainer, bl.joint_mf.train or ft.train))
+        if "lightgcn" in bl.methods and bl.lightgcn.train.optimizer == "rowsgd":
+            raise ValueError("baselines.lightgcn.train.optimizer: rowsgd has no autograd path through the "
+                             "LightGCN propagation; set baselines.lightgcn.train.optimizer=adam")
+        for section, trainer, train in checks:
+            if train.optimizer == "rowsgd" and trainer.num_workers > 1:
+                key = "finetune.train" if train is ft.train else "baselines.joint_mf.train"
+                raise ValueError(
+                    f"{key}.optimizer=rowsgd is single-worker (fused per-row SGD, no gradients to "
+                    f"synchronise) but {section}.trainer.num_workers={trainer.num_workers}; set "
+                    f"{key}.optimizer=adam for several workers, or {section}.trainer.num_workers=1")
+        return self

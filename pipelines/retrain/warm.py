@@ -107,7 +107,7 @@ def run_finetune_with_champion(ctx, champion_path: str, warm: bool) -> None:
                                      cfg.factors, cfg.pretrained_scale, cfg.modes)
     # Warm start: the champion's factors (its item bias, if any, restarts at 0).
     inits[CHAMPION] = (U[:, :d], V[:, :d], mu, mv)
-    bpr = ft.bpr_settings(cfg.train)
+    bpr = ft.bpr_config(cfg.train)
     specs = ft.make_specs(cfg)
     if warm:
         specs += [RunSpec(method=WARM, seed=int(s), bpr=bpr, init=CHAMPION, init_std=cfg.init_std)

@@ -83,7 +83,7 @@ def test_failed_stage_leaves_no_artifact_and_reruns(ray_local, tmp_root):
     gen_dir = tmp_root / "toy" / "gen"
     assert not list(gen_dir.rglob(MANIFEST))
     assert not [p for p in gen_dir.iterdir() if p.name.startswith(".tmp-")]
-    rec = json.loads(sorted((tmp_root / "toy" / "runs").iterdir())[-1].read_text())
+    rec = json.loads(sorted((tmp_root / "toy" / "runs").glob("*.json"))[-1].read_text())
     assert rec["status"] == "failed" and "on purpose" in rec["error"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -82,7 +83,7 @@ def test_chain_on_tiny(ray_local, tmp_root):
 
 HP = {"dim": 8, "hidden": 8, "num_layers": 2, "degree_dim": 4, "max_degree": 16, "pos_dim": 4,
       "queue_size": 32, "momentum": 0.9, "temperature": 0.2, "lr": 0.01, "weight_decay": 0.0,
-      "batch_size": 8, "threads": 1, "use_gpu": False}
+      "batch_size": 8, "threads": 1}
 
 
 def _sample_table():
@@ -99,7 +100,8 @@ def _sample_table():
     return pa.concat_tables(parts)
 
 
-def test_resume_reproduces_state(ray_local, tmp_path):
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
+def test_resume_reproduces_state(ray_local, tmp_path, workers):
     import ray
 
     from pipelines.pcrec.stages.pretrain import train_loop
@@ -109,19 +111,24 @@ def test_resume_reproduces_state(ray_local, tmp_path):
     def fit(where, epochs):
         ctx = StageContext(pipeline="pcrec", stage="pretrain", cfg=None, inputs={}, out=None,
                            scratch_dir=str(tmp_path / where), fingerprint="0" * 64)
-        res = rt.fit(ctx, train_loop, {"hp": HP | {"epochs": epochs}, "seed": 3, "data_ref": ref},
-                     rt.TrainerConfig(num_workers=0, max_failures=0), name="moco")
+        from pipelines.pcrec.config import PretrainConfig
+
+        cfg = PretrainConfig(**HP, epochs=epochs)
+        res = rt.fit(ctx, train_loop, {"cfg": cfg, "seed": 3, "data_ref": ref},
+                     rt.TrainerConfig(num_workers=workers, max_failures=0), name="moco")
         return rt.final_state(res)
 
     straight = fit("a", 3)
     first = fit("b", 1)
-    assert first["epoch"] == 0 and len(first["curve"]) == 1
+    assert first["epoch"] == 0 and len(first["history"]) == 1
     resumed = fit("b", 3)                         # same storage: continues at epoch 1
-    assert [r["epoch"] for r in resumed["curve"]] == [0, 1, 2]
-    assert resumed["curve"][0] == first["curve"][0]
-    assert [r["loss"] for r in resumed["curve"]] == [r["loss"] for r in straight["curve"]]
+    assert [r["epoch"] for r in resumed["history"]] == [0, 1, 2]
+    assert resumed["history"][0] == first["history"][0]
+    assert [r["loss"] for r in resumed["history"]] == [r["loss"] for r in straight["history"]]
     for k, v in straight["moco"].items():
         assert torch.equal(v, resumed["moco"][k]), k
-    # 35 queries, batch 8 -> 4 equal steps of 8 pairs per epoch; 96 keys went through the queue
-    assert [r["pairs"] for r in straight["curve"]] == [32, 32, 32]
-    assert int(straight["moco"]["queue_ptr"]) == (3 * 32) % 32
+    # 35 queries, batch 8: one worker takes 5 equal steps of 7 pairs per epoch (105 keys went
+    # through the queue); two take 17 each, in 3 equal steps of 5 (2 x 15 pairs, keys all-gathered)
+    per_epoch = 35 if workers <= 1 else 30
+    assert [r["pairs"] for r in straight["history"]] == [per_epoch] * 3
+    assert int(straight["moco"]["queue_ptr"]) == (3 * per_epoch) % 32

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.pcrec.bpr_runs import RunSpec, run_all, write_results
-from pipelines.pcrec.stages.finetune import bpr_settings
+from pipelines.pcrec.stages.finetune import bpr_config
 from pipelines.pcrec.target_data import TargetData, load_target
 
 
@@ -60,12 +60,12 @@ def run_baselines(ctx) -> None:
     results = []
     for method in cfg.methods:
         if method == "lightgcn":
-            bpr = bpr_settings(cfg.lightgcn.train)
+            bpr = bpr_config(cfg.lightgcn.train)
             specs = [RunSpec(method="lightgcn", seed=int(s), bpr=bpr, model="lightgcn",
                              init_std=ft.init_std, layers=cfg.lightgcn.layers) for s in seeds]
             data = target
         else:
-            bpr = bpr_settings(cfg.joint_mf.train or ft.train)
+            bpr = bpr_config(cfg.joint_mf.train or ft.train)
             specs = [RunSpec(method="joint_mf", seed=int(s), bpr=bpr, model="mf",
                              init_std=ft.init_std, item_bias=ft.item_bias) for s in seeds]
             data = joint_data(ctx, td, cfg.joint_mf.negatives_within_domain, ft.factors)

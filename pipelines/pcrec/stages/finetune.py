@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from components.errors import ConfigError
+from components.pcrec.bpr import BPRConfig
 from pipelines.pcrec.bpr_runs import RunSpec, run_all, write_results
 from pipelines.pcrec.factors import matrix, select
 from pipelines.pcrec.target_data import TargetData, load_target
@@ -43,12 +44,9 @@ from pipelines.pcrec.target_data import TargetData, load_target
 MODES = ("direct", "pretrain_init", "generated_init", "bpr_mf")
 
 
-def bpr_settings(train_cfg) -> dict:
-    """BPRConfig kwargs from a ``BPRTrainConfig`` section."""
-    return {"epochs": train_cfg.epochs, "batch_size": train_cfg.batch_size, "lr": train_cfg.lr,
-            "reg": train_cfg.reg, "optimizer": train_cfg.optimizer,
-            "eval_every": train_cfg.eval_every, "patience": train_cfg.patience,
-            "loss_name": train_cfg.loss.name, "loss_params": dict(train_cfg.loss.params)}
+def bpr_config(train_cfg) -> BPRConfig:
+    """The component config of a ``BPRTrainConfig`` section (same fields)."""
+    return BPRConfig(**train_cfg.model_dump())
 
 
 def transfer_inits(td: TargetData, src_table, tgt_table, factors: int, scale: float,
@@ -94,7 +92,7 @@ def transfer_inits(td: TargetData, src_table, tgt_table, factors: int, scale: fl
 
 def make_specs(cfg) -> list[RunSpec]:
     """One RunSpec per (mode, seed), modes in the configured order."""
-    bpr = bpr_settings(cfg.train)
+    bpr = bpr_config(cfg.train)
     init_of = {"direct": "transfer", "pretrain_init": "transfer", "generated_init": "generated",
                "bpr_mf": None}
     return [RunSpec(method=m, seed=int(s), bpr=bpr, model="mf", init=init_of[m],
@@ -125,4 +123,4 @@ def run_finetune(ctx) -> None:
     results = run_all(ctx, specs, data, inits, trainer=cfg.trainer, threads=cfg.threads,
                       checkpoint_every=cfg.checkpoint_every, name="finetune")
     write_results(ctx, results)
-    ctx.out.stats(runs=len(results), **stats)
+    ctx.out.stats(runs=len(results), train_pairs=int(len(td.train_u)), **stats)

@@ -36,19 +36,19 @@ from components.pcrec.gin import GINEncoder
 from components.pcrec.moco import MoCo
 from components.pcrec.subgraphs import SubgraphBatch
 from pipelines.core import train as rt
+from pipelines.pcrec.config import PretrainConfig
 from pipelines.pcrec.factors import list_column
 from pipelines.pcrec.stages.graph import load_graph
 from pipelines.pcrec.stages.sample import rwr_config
 
 
-def build_moco(hp: dict, seed: int) -> MoCo:
-    """Query/key GIN encoders + queue from the loop hyper-parameters (same on every worker)."""
+def build_moco(cfg: PretrainConfig, seed: int) -> MoCo:
+    """Query/key GIN encoders + queue from the ``pretrain`` section (same on every worker)."""
     torch.manual_seed(seed)
-    enc = GINEncoder(hp["pos_dim"] + 1, hidden=hp["hidden"], out_dim=hp["dim"],
-                     num_layers=hp["num_layers"], degree_dim=hp["degree_dim"],
-                     max_degree=hp["max_degree"])
-    return MoCo(enc, hp["dim"], queue_size=hp["queue_size"], momentum=hp["momentum"],
-                temperature=hp["temperature"], generator=torch.Generator().manual_seed(seed + 1))
+    enc = GINEncoder(cfg.pos_dim + 1, hidden=cfg.hidden, out_dim=cfg.dim, num_layers=cfg.num_layers,
+                     degree_dim=cfg.degree_dim, max_degree=cfg.max_degree)
+    return MoCo(enc, cfg.dim, queue_size=cfg.queue_size, momentum=cfg.momentum,
+                temperature=cfg.temperature, generator=torch.Generator().manual_seed(seed + 1))
 
 
 def epoch_pairs(table: pa.Table, epoch: int) -> tuple[SubgraphBatch, SubgraphBatch]:
@@ -64,76 +64,30 @@ def epoch_pairs(table: pa.Table, epoch: int) -> tuple[SubgraphBatch, SubgraphBat
     return out[0], out[1]
 
 
-def _rank_world() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _mean_across(x: float) -> float:
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return x
-    t = torch.tensor([x], dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t.item()) / dist.get_world_size()
-
-
-def rank_batches(n: int, batch_size: int, rank: int, world: int, gen: torch.Generator):
-    """Index batches of one worker for an epoch of ``n`` pairs: a seeded permutation,
-    split into equal shares (same number and sizes of steps on every worker)."""
-    perm = torch.randperm(n, generator=gen)
-    share = n // world
-    if share == 0:
-        return []
-    steps = max(1, share // batch_size)
-    bs = share // steps
-    mine = perm[rank * share: rank * share + steps * bs]
-    return list(mine.split(bs))
-
-
 def train_loop(config: dict) -> None:
-    """Per-worker MoCo training loop (run by ``TorchTrainer``)."""
+    """Per-worker MoCo training loop (run by Ray Train through :func:`pipelines.core.train.fit`)."""
     import ray
 
-    hp = config["hp"]
-    torch.set_num_threads(max(1, int(hp["threads"])))
+    cfg: PretrainConfig = config["cfg"]
+    s = rt.Session(config["seed"], cfg.threads, use_gpu=cfg.trainer.use_gpu)
     table = ray.get(config["data_ref"])
     n_sampled = int(pc.max(table.column("epoch")).as_py()) + 1
-    rank, world = _rank_world()
-    device = torch.device("cpu")
-    if hp["use_gpu"]:
-        import ray.train.torch as rtt
-        device = rtt.get_device()
-    moco = build_moco(hp, config["seed"])
-    opt = torch.optim.Adam(moco.encoder_q.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
-    start, curve = 0, []
-    state = rt.load_checkpoint()
-    if state is not None:
-        moco.load_state_dict(state["moco"])
-        opt.load_state_dict(state["opt"])
-        start, curve = state["epoch"] + 1, list(state["curve"])
-    moco.to(device)
-    model = moco
-    if world > 1:
-        # the queue is kept identical by all-gathering keys; broadcasting it (and BN stats)
-        # from rank 0 at every step would only cost time
-        model = torch.nn.parallel.DistributedDataParallel(
-            moco, device_ids=[device] if device.type == "cuda" else None, broadcast_buffers=False)
+    moco = build_moco(cfg, config["seed"])
+    opt = torch.optim.Adam(moco.encoder_q.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start, curve = s.restore(moco=moco, opt=opt)
+    # the queue is kept identical by all-gathering keys (equal batch sizes on every rank);
+    # broadcasting it (and BN stats) from rank 0 at every step would only cost time
+    model = s.prepare(moco, broadcast_buffers=False)
     model.train()
-    for epoch in range(start, hp["epochs"]):
+    for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         v0, v1 = epoch_pairs(table, epoch % n_sampled)
-        gen = torch.Generator().manual_seed(config["seed"] * 7919 + epoch)
-        fgen = torch.Generator().manual_seed(config["seed"] * 104729 + epoch * 31 + rank)
+        fgen = torch.Generator().manual_seed(s.rank_seed(epoch))
         losses, pairs = [], 0
-        for idx in rank_batches(len(v0), hp["batch_size"], rank, world, gen):
+        for idx in s.shard(len(v0), cfg.batch_size, epoch, equal_sizes=True):
             q, k = v0.select(idx), v1.select(idx)
-            fq = subgraph_features(q, hp["pos_dim"], sign_flip=True, generator=fgen).to(device)
-            fk = subgraph_features(k, hp["pos_dim"], sign_flip=True, generator=fgen).to(device)
+            fq = s.to_device(subgraph_features(q, cfg.pos_dim, sign_flip=True, generator=fgen))
+            fk = s.to_device(subgraph_features(k, cfg.pos_dim, sign_flip=True, generator=fgen))
             loss = model((q.to_dgl(), fq.x, fq.degree), (k.to_dgl(), fk.x, fk.degree))
             opt.zero_grad()
             loss.backward()
@@ -141,23 +95,12 @@ def train_loop(config: dict) -> None:
             losses.append(float(loss.detach()))
             pairs += len(idx)
         secs = time.perf_counter() - t0
-        row = {"epoch": epoch, "loss": _mean_across(float(np.mean(losses)) if losses else float("nan")),
-               "pairs": pairs * world, "seconds": secs, "pairs_per_s": pairs * world / max(secs, 1e-9),
-               "workers": world}
+        row = {"epoch": epoch, "loss": s.all_mean(float(np.mean(losses)) if losses else float("nan")),
+               "pairs": pairs * s.world, "seconds": secs, "pairs_per_s": pairs * s.world / max(secs, 1e-9),
+               "workers": s.world}
         curve.append(row)
-        rt.report(row, {"moco": moco.state_dict(), "opt": opt.state_dict(), "epoch": epoch,
-                        "curve": curve})
-
-
-def loop_hparams(ctx) -> dict:
-    """The hyper-parameters ``train_loop`` needs, from the config."""
-    cfg = ctx.cfg.pretrain
-    return {"dim": cfg.dim, "hidden": cfg.hidden, "num_layers": cfg.num_layers,
-            "degree_dim": cfg.degree_dim, "max_degree": cfg.max_degree, "pos_dim": cfg.pos_dim,
-            "queue_size": cfg.queue_size, "momentum": cfg.momentum,
-            "temperature": cfg.temperature, "lr": cfg.lr, "weight_decay": cfg.weight_decay,
-            "epochs": cfg.epochs, "batch_size": cfg.batch_size, "threads": cfg.threads,
-            "use_gpu": cfg.trainer.use_gpu}
+        s.report(row, s.state(epoch, curve, moco=model, opt=opt),
+                 progress=f"MoCo epoch {epoch + 1}/{cfg.epochs}: InfoNCE {row['loss']:.3f}")
 
 
 def embedding_table(domain: str, g, emb: torch.Tensor) -> pa.Table:
@@ -174,13 +117,12 @@ def run_pretrain(ctx) -> None:
 
     cfg = ctx.cfg.pretrain
     table = ctx.input("sample").table("train")
-    hp = loop_hparams(ctx)
     ctx.log("pre-training on %d view pairs per sampled epoch x %d epochs, %d worker(s)",
             table.num_rows // 2 // max(1, ctx.cfg.sample.epochs), cfg.epochs, cfg.trainer.num_workers)
-    result = rt.fit(ctx, train_loop, {"hp": hp, "seed": ctx.seed, "data_ref": ray.put(table)},
+    result = rt.fit(ctx, train_loop, {"cfg": cfg, "seed": ctx.seed, "data_ref": ray.put(table)},
                     cfg.trainer, name="moco")
     state = rt.final_state(result)
-    moco = build_moco(hp, ctx.seed)
+    moco = build_moco(cfg, ctx.seed)
     moco.load_state_dict(state["moco"])
     encoder = moco.encoder_q
     g = load_graph(ctx.input("graph"), "source")
@@ -197,7 +139,7 @@ def run_pretrain(ctx) -> None:
     torch.save(encoder.state_dict(), ctx.out.path("encoder.pt"))
     ctx.out.write_json("encoder", {"gin": encoder.hparams, "pos_dim": cfg.pos_dim,
                                    "sampler": asdict(rwr), "seed": ctx.seed})
-    curve = state["curve"]
+    curve = state["history"]
     ctx.out.write_table("curve", pa.Table.from_pylist(curve))
     ctx.out.stats(epochs=len(curve), final_loss=curve[-1]["loss"] if curve else None,
                   embedded_nodes=g.num_nodes,

@@ -13,62 +13,46 @@ import pandas as pd
 import torch
 
 from components.video.train_loop import predict, topk_accuracy, train_epoch
-from pipelines.core.train import fit, final_state, load_checkpoint, report
+from pipelines.core.train import Session, fit, final_state, unwrap
 from pipelines.video.stages.common import build_model, flow_files, load_index, make_dataset, split_rows
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)
-
-
 def train_worker(config: dict) -> None:
-    """Per-worker loop (runs inside Ray Train)."""
-    import ray.train
-    import ray.train.torch as rtt
+    """Per-worker loop (runs inside Ray Train): the engine's session, shards, DDP and checkpoints."""
     from pipelines.video.config import VideoConfig
 
     cfg = VideoConfig.model_validate(config["cfg"])
-    torch.set_num_threads(cfg.train.threads)
-    torch.manual_seed(cfg.seed)
+    s = Session(cfg.seed, cfg.train.threads, use_gpu=cfg.train.trainer.use_gpu, bf16=cfg.train.bf16)
     index = pd.DataFrame(config["index"])
     classes = config["classes"]
     flows = config["flow_files"]
     train_ds = make_dataset(cfg, split_rows(index, "train"), train=True, flows=flows)
     val_rows = index[index["split"] == cfg.evaluate.split]
     val_ds = make_dataset(cfg, val_rows, train=False, flows=flows) if len(val_rows) else None
-    gen = torch.Generator().manual_seed(cfg.seed)
-    loader = torch.utils.data.DataLoader(train_ds, batch_size=cfg.train.batch_size, shuffle=True,
-                                         generator=gen, num_workers=cfg.train.loader_workers, drop_last=False)
-    world = ray.train.get_context().get_world_size()
+    loader = s.loader(train_ds, cfg.train.batch_size, num_workers=cfg.train.loader_workers)
     model = build_model(cfg, len(classes))
-    if world > 1:
-        loader = rtt.prepare_data_loader(loader, move_to_device=False)
-        model = rtt.prepare_model(model, move_to_device=False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    steps = cfg.train.epochs * math.ceil(len(train_ds) / cfg.train.batch_size / world)
+    steps = cfg.train.epochs * len(loader.batch_sampler)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.train.lr, total_steps=max(steps, 1),
                                                 pct_start=0.15)
-    start, history = 0, []
-    state = load_checkpoint()
-    if state is not None:
-        _unwrap(model).load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start, history = state["epoch"] + 1, state["history"]
+    start, history = s.restore(model=model, optimizer=opt, scheduler=sched)
+    model = s.prepare(model)          # forward_train (hidden two-stream) stays synchronised under DDP
+    core = unwrap(model)
     for epoch in range(start, cfg.train.epochs):
         train_ds.set_epoch(epoch)
-        if hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)
-        stats = train_epoch(model, loader, opt, bf16=cfg.train.bf16, scheduler=sched)
-        row = {"epoch": epoch, "loss": stats["loss"], "train_acc": stats["acc"],
-               "clips_per_s": stats["clips_per_s"], "seconds": stats["seconds"], "resumed": state is not None}
+        loader.batch_sampler.set_epoch(epoch)
+        stats = train_epoch(model, loader, opt, bf16=s.bf16, scheduler=sched, device=s.device)
+        row = {"epoch": epoch, "loss": s.all_mean(stats["loss"]), "train_acc": s.all_mean(stats["acc"]),
+               "clips_per_s": stats["clips_per_s"] * s.world, "seconds": stats["seconds"],
+               "resumed": start > 0}
         if val_ds is not None:
-            vl = torch.utils.data.DataLoader(val_ds, batch_size=cfg.evaluate.batch_size)
-            probs, labels = predict(_unwrap(model), vl, bf16=cfg.train.bf16)
+            vl = torch.utils.data.DataLoader(val_ds, batch_size=cfg.evaluate.batch_size, pin_memory=s.pin_memory)
+            probs, labels = predict(core, vl, bf16=s.bf16, device=s.device)
             row["val_top1"] = topk_accuracy(probs, labels, (1,))["top1"]
         history.append(row)
-        report(row, state={"model": _unwrap(model).state_dict(), "optimizer": opt.state_dict(),
-                           "scheduler": sched.state_dict(), "epoch": epoch, "history": history})
+        s.report(row, s.state(epoch, history, model=core, optimizer=opt, scheduler=sched),
+                 progress=f"{cfg.model.name} epoch {epoch + 1}/{cfg.train.epochs}: loss {row['loss']:.3f}"
+                          + (f", val top1 {row['val_top1']:.3f}" if "val_top1" in row else ""))
 
 
 def run_train(ctx) -> None:

@@ -13,42 +13,30 @@ from pipelines.vq.stages.common import codes_of, prior_kwargs
 
 def prior_train_loop(config: dict) -> None:
     """Per-worker loop: one Adam over the priors of every level (their losses are independent)."""
-    import ray.train
     from components.vq.build import build_priors, prior_losses
     from components.vq.quantizer import all_reduce_mean_grads
 
-    rank, world = rt.worker_setup(config["seed"], config["threads"])
+    s = rt.Session(config["seed"], config["threads"], use_gpu=config["use_gpu"])
     df = pd.read_parquet(config["codes_path"])
     L, shapes = config["kwargs"]["levels"], config["shapes"]
     tr, te = df[df.split == "train"], df[df.split == "test"]
-    n_per_rank = len(tr) // world         # same step count on every rank (collectives must match)
-    codes_tr = [c[rank::world] for c in codes_of(tr, L, shapes)]
-    lab_tr = torch.from_numpy(tr.label.to_numpy(copy=True))[rank::world].clamp_min(0)
-    codes_te = codes_of(te, L, shapes)
-    lab_te = torch.from_numpy(te.label.to_numpy(copy=True)).clamp_min(0)
-    priors = torch.nn.ModuleList(build_priors(**config["kwargs"]))
+    codes_tr = [s.to_device(c) for c in codes_of(tr, L, shapes)]
+    lab_tr = s.to_device(torch.from_numpy(tr.label.to_numpy(copy=True)).clamp_min(0))
+    codes_te = [s.to_device(c) for c in codes_of(te, L, shapes)]
+    lab_te = s.to_device(torch.from_numpy(te.label.to_numpy(copy=True)).clamp_min(0))
+    priors = PriorStack(build_priors(**config["kwargs"]))
     opt = torch.optim.Adam(priors.parameters(), lr=config["lr"])
-    start, history = 0, []
-    state = rt.load_checkpoint()
-    if state is not None:
-        priors.load_state_dict(state["priors"])
-        opt.load_state_dict(state["opt"])
-        start, history = state["epoch"] + 1, state["history"]
-    device = ray.train.torch.get_device()
-    core = priors.to(device)
-    codes_tr = [c.to(device) for c in codes_tr]
-    codes_te = [c.to(device) for c in codes_te]
-    lab_tr, lab_te = lab_tr.to(device), lab_te.to(device)
-    bs, n = config["batch_size"], len(codes_tr[0])
-    g = torch.Generator().manual_seed(config["seed"] * 1000 + rank + 1)
+    start, history = s.restore(priors=priors, opt=opt)
+    model = core = s.prepare(priors, ddp=False)   # gradients all-reduced by hand, as in train_vq
+    n_te = len(codes_te[0])
     for epoch in range(start, config["epochs"]):
-        core.train()
-        perm = torch.randperm(n, generator=g)
-        steps, tot = n_per_rank // bs, [0.0] * L
+        model.train()
+        batches = s.shard(len(codes_tr[0]), config["batch_size"], epoch)
+        tot = [0.0] * L
         t0 = time.perf_counter()
-        for s in range(steps):
-            idx = perm[s * bs:(s + 1) * bs]
-            losses = prior_losses(list(core), [c[idx] for c in codes_tr], lab_tr[idx])
+        for idx in batches:
+            idx = s.to_device(idx)
+            losses = model.forward_losses([c[idx] for c in codes_tr], lab_tr[idx])
             loss = sum(losses)
             opt.zero_grad()
             loss.backward()
@@ -59,17 +47,27 @@ def prior_train_loop(config: dict) -> None:
         core.eval()
         with torch.no_grad():
             held = [0.0] * L
-            for s in range(0, len(codes_te[0]), 256):
-                sl = slice(s, s + 256)
+            for lo in range(0, n_te, 256):
+                sl = slice(lo, lo + 256)
                 ls = prior_losses(list(core), [c[sl] for c in codes_te], lab_te[sl])
                 held = [a + float(b) * len(codes_te[0][sl]) for a, b in zip(held, ls)]
-        m = {"epoch": epoch, "steps": steps, "seconds": dt}
-        for l in range(L):
-            m[f"train_bits_l{l}"] = tot[l] / max(steps, 1) / math.log(2)
-            m[f"test_bits_l{l}"] = held[l] / max(len(codes_te[0]), 1) / math.log(2)
+        m = {"epoch": epoch, "steps": len(batches), "seconds": dt}
+        for lvl in range(L):
+            m[f"train_bits_l{lvl}"] = s.all_mean(tot[lvl] / max(len(batches), 1)) / math.log(2)
+            m[f"test_bits_l{lvl}"] = held[lvl] / max(n_te, 1) / math.log(2)
         history.append(m)
-        rt.report(m, {"priors": {k: v.cpu() for k, v in core.state_dict().items()}, "opt": opt.state_dict(), "epoch": epoch,
-                      "history": history})
+        s.report(m, s.state(epoch, history, priors=core, opt=opt),
+                 progress=f"priors epoch {epoch + 1}/{config['epochs']}: held-out bits/code "
+                          + ", ".join(f"l{lvl} {m[f'test_bits_l{lvl}']:.3f}" for lvl in range(L)))
+
+
+class PriorStack(torch.nn.ModuleList):
+    """The priors of all levels as one module (state dict keys ``<level>.<param>``)."""
+
+    def forward_losses(self, codes: list[torch.Tensor], labels: torch.Tensor) -> list[torch.Tensor]:
+        from components.vq.build import prior_losses
+
+        return prior_losses(list(self), codes, labels)
 
 
 def run_train_priors(ctx) -> None:
@@ -80,7 +78,8 @@ def run_train_priors(ctx) -> None:
     kwargs = prior_kwargs(cfg, n_classes)
     loop_cfg = {"codes_path": art.path("codes.parquet"), "kwargs": kwargs,
                 "shapes": [tuple(s) for s in levels["shapes"]], "seed": ctx.seed, "threads": cfg.prior.threads,
-                "lr": cfg.prior.lr, "epochs": cfg.prior.epochs, "batch_size": cfg.prior.batch_size}
+                "lr": cfg.prior.lr, "epochs": cfg.prior.epochs, "batch_size": cfg.prior.batch_size,
+                "use_gpu": cfg.prior.trainer.use_gpu}
     result = rt.fit(ctx, prior_train_loop, loop_cfg, cfg.prior.trainer, name="priors")
     state = rt.final_state(result)
     sd = state["priors"]
@@ -90,6 +89,7 @@ def run_train_priors(ctx) -> None:
     hist = pd.DataFrame(state["history"])
     ctx.out.write_table("history", hist)
     last = hist.iloc[-1].to_dict()
-    ctx.out.stats(**{k: float(v) for k, v in last.items()})
+    n_train = int((pd.read_parquet(art.path("codes.parquet"), columns=["split"]).split == "train").sum())
+    ctx.out.stats(train_maps=n_train, **{k: float(v) for k, v in last.items()})
     ctx.log("held-out bits/code: %s", ", ".join(f"l{l}={last[f'test_bits_l{l}']:.3f}"
                                                  for l in range(kwargs["levels"])))

@@ -14,59 +14,50 @@ from pipelines.vq.stages.common import images_of, vq_spec
 
 
 def vq_train_loop(config: dict) -> None:
-    """Per-worker loop: shards the training images by rank, reports per-epoch metrics."""
-    import ray.train
-    from components.vq.quantizer import all_reduce_mean_grads, usage_stats
-    from components.vq.vqvae import HierarchicalVQVAE, VQVAESpec
+    """Per-worker loop: equal-step shards of the training images, per-epoch metrics and checkpoint.
 
-    rank, world = rt.worker_setup(config["seed"], config["threads"])
-    df = pd.read_parquet(config["images_path"])
-    x, _, _ = images_of(df, config["image_size"], "train")
-    n_per_rank = len(x) // world          # same step count on every rank (collectives must match)
-    x = x[rank::world]
-    model = HierarchicalVQVAE(VQVAESpec(**config["spec"]))
+    No DDP: gradients are all-reduced by hand because the quantisers all-reduce their EMA
+    statistics inside forward (replicas apply the same codebook update).
+    """
+    from components.vq.quantizer import all_reduce_mean_grads, reset_restarted_state, usage_stats
+
+    s = rt.Session(config["seed"], config["threads"], use_gpu=config["use_gpu"])
+    x, _, _ = images_of(pd.read_parquet(config["images_path"]), config["image_size"], "train")
+    model = HierarchicalVQVAE(config["spec"])
     opt = torch.optim.Adam(model.parameters(), lr=config["lr"])
-    start, history = 0, []
-    state = rt.load_checkpoint()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start, history = state["epoch"] + 1, state["history"]
-    device = ray.train.torch.get_device()
-    model.to(device)
-    bs, var = config["batch_size"], config["data_variance"]
-    g = torch.Generator().manual_seed(config["seed"] * 1000 + rank)
+    start, history = s.restore(model=model, opt=opt)
+    model = s.prepare(model, ddp=False)
+    var = config["data_variance"]
     for epoch in range(start, config["epochs"]):
         model.train()
-        perm = torch.randperm(len(x), generator=g)
-        steps = n_per_rank // bs
-        if config["max_steps"]:
-            steps = min(steps, config["max_steps"])
-        sums = {"loss": 0.0, "recon": 0.0}
-        counts = None
+        batches = s.shard(len(x), config["batch_size"], epoch)[: config["max_steps"] or None]
+        sums, seen, counts = {"loss": 0.0, "recon": 0.0}, 0, None
         t0 = time.perf_counter()
-        for s in range(steps):
-            xb = x[perm[s * bs:(s + 1) * bs]].to(device)
-            out = model(xb)
+        for idx in batches:
+            out = model(s.to_device(x[idx]))
             opt.zero_grad()
             out.loss.backward()
             all_reduce_mean_grads(model.parameters())     # EMA statistics are all-reduced inside
+            reset_restarted_state(model, opt)             # restarted codes start without stale moments
             opt.step()
             sums["loss"] += float(out.loss.detach())
             sums["recon"] += float(out.recon_loss.detach())
-            c = [cc.detach() for cc in out.counts]
+            seen += len(idx)
+            c = [cc.detach().cpu() for cc in out.counts]
             counts = c if counts is None else [a + b for a, b in zip(counts, c)]
         dt = time.perf_counter() - t0
-        m = {"epoch": epoch, "steps": steps, "loss": sums["loss"] / max(steps, 1),
-             "recon_mse": sums["recon"] / max(steps, 1),
-             "nmse": sums["recon"] / max(steps, 1) / var,
-             "images_per_s": steps * bs * world / dt if dt > 0 else 0.0, "seconds": dt}
-        for l, c in enumerate(counts or []):
+        steps = len(batches)
+        m = {"epoch": epoch, "steps": steps, "loss": s.all_mean(sums["loss"] / max(steps, 1)),
+             "recon_mse": s.all_mean(sums["recon"] / max(steps, 1)),
+             "images_per_s": seen * s.world / dt if dt > 0 else 0.0, "seconds": dt}
+        m["nmse"] = m["recon_mse"] / var
+        for lvl, c in enumerate(counts or []):
             st = usage_stats(c)          # counts are already summed over ranks by the quantiser
-            m[f"perplexity_l{l}"], m[f"codes_used_l{l}"] = st["perplexity"], st["codes_used"]
+            m[f"perplexity_l{lvl}"], m[f"codes_used_l{lvl}"] = st["perplexity"], st["codes_used"]
         history.append(m)
-        rt.report(m, {"model": {k: v.cpu() for k, v in model.state_dict().items()}, "opt": opt.state_dict(), "epoch": epoch,
-                      "history": history})
+        s.report(m, s.state(epoch, history, model=model, opt=opt),
+                 progress=f"vq epoch {epoch + 1}/{config['epochs']}: nmse {m['nmse']:.4f}, "
+                          f"perplexity {m.get('perplexity_l0', float('nan')):.0f}")
 
 
 def run_train_vq(ctx) -> None:
@@ -76,7 +67,8 @@ def run_train_vq(ctx) -> None:
     x, _, _ = images_of(df, cfg.data.image_size, "train")
     spec = vq_spec(cfg, in_channels=int(x.shape[1]))
     loop_cfg = {"images_path": ing.path("images.parquet"), "image_size": cfg.data.image_size,
-                "spec": dataclasses.asdict(spec), "seed": ctx.seed, "threads": cfg.train.threads, "lr": cfg.train.lr,
+                "spec": spec, "seed": ctx.seed, "threads": cfg.train.threads, "lr": cfg.train.lr,
+                "use_gpu": cfg.train.trainer.use_gpu,
                 "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size,
                 "max_steps": cfg.train.max_steps_per_epoch, "data_variance": float(x.var())}
     result = rt.fit(ctx, vq_train_loop, loop_cfg, cfg.train.trainer, name="vq")
