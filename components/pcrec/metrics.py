@@ -71,13 +71,16 @@ def rank_sampled(user_emb, item_emb, users: np.ndarray, targets: np.ndarray,
     """0-based rank of ``targets[k]`` among ``candidates[k]`` (shape ``(n_users, n)``).
 
     Non-finite scores never help the target: a non-finite target score gives rank ``n``, a
-    non-finite candidate score counts as ranked above the target.
+    non-finite candidate score counts as ranked above the target. Negative candidate ids are
+    padding (a user with fewer negatives than ``n``: ``sample_candidates(allow_fewer=True)``)
+    and never count.
     """
     U, V = _as_tensor(user_emb).float(), _as_tensor(item_emb).float()
     u = U[torch.from_numpy(np.array(users, dtype=np.int64))]
     t = (u * V[torch.from_numpy(np.array(targets, dtype=np.int64))]).sum(1)
-    c = torch.einsum("bd,bnd->bn", u, V[torch.from_numpy(np.array(candidates, dtype=np.int64))])
-    above = (c >= t[:, None]) | ~torch.isfinite(c) | ~torch.isfinite(t)[:, None]
+    cand = torch.from_numpy(np.array(candidates, dtype=np.int64))
+    c = torch.einsum("bd,bnd->bn", u, V[cand.clamp(min=0)])
+    above = ((c >= t[:, None]) | ~torch.isfinite(c) | ~torch.isfinite(t)[:, None]) & (cand >= 0)
     return above.sum(1).numpy().astype(np.int64)
 
 

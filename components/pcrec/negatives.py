@@ -7,7 +7,7 @@ re-draws only the rows that hit a positive until none do. Rows whose user has no
 left in the range raise :class:`~components.errors.InputError`.
 
 Public API: :class:`PositiveSet`, :func:`sample_negatives`, :func:`sample_candidates`,
-:func:`positive_mask`.
+:func:`positive_mask`, :func:`free_counts`.
 """
 from __future__ import annotations
 
@@ -104,29 +104,46 @@ def sample_negatives(users: np.ndarray, positives: PositiveSet, rng: np.random.G
     return neg
 
 
+def free_counts(users: np.ndarray, positives: PositiveSet) -> np.ndarray:
+    """Number of non-positive items of each user in ``users`` (the negatives that exist)."""
+    users = np.asarray(users, dtype=np.int64)
+    lo = np.searchsorted(positives.keys, users * positives.n_items)
+    hi = np.searchsorted(positives.keys, (users + 1) * positives.n_items)
+    return positives.n_items - (hi - lo)
+
+
 def sample_candidates(users: np.ndarray, positives: PositiveSet, n: int,
-                      rng: np.random.Generator, chunk: int = 1024) -> np.ndarray:
+                      rng: np.random.Generator, chunk: int = 1024,
+                      allow_fewer: bool = False) -> np.ndarray:
     """``n`` distinct negatives per user (shape ``(len(users), n)``), none a positive.
 
     Uniform without replacement over each user's non-positive items: every item gets a random
     key, positives get +inf, and the ``n`` smallest keys win (``argpartition``, in user chunks
     of ``chunk`` rows). Used by the sampled evaluation protocol (1 positive + ``n`` negatives).
+
+    A user with fewer than ``n`` non-positive items (a small catalogue) raises InputError, or,
+    with ``allow_fewer``, gets all of them and ``-1`` in the remaining slots (padding that
+    :func:`components.pcrec.metrics.rank_sampled` ignores); :func:`free_counts` counts them.
     """
     users = np.asarray(users, dtype=np.int64)
     n_items = positives.n_items
-    out = np.empty((len(users), n), dtype=np.int64)
+    out = np.full((len(users), n), -1, dtype=np.int64)
     for s in range(0, len(users), chunk):
         u = users[s:s + chunk]
         keys = rng.random((len(u), n_items))
         mask = positive_mask(u, positives)
         keys[mask] = np.inf
         free = n_items - mask.sum(axis=1)
-        if free.min() < n:
+        if len(u) and free.min() < n and not allow_fewer:
             k = int(np.argmin(free))
             raise InputError(f"user {u[k]} has only {free[k]} non-positive items, "
                              f"{n} sampled negatives requested",
                              field="evaluate.sampled_negatives", fix="lower the number of negatives")
-        out[s:s + chunk] = np.argpartition(keys, n - 1, axis=1)[:, :n]
+        m = min(n, n_items)   # argpartition needs m <= n_items; slots past m stay -1
+        pick = np.argpartition(keys, m - 1, axis=1)[:, :m] if m > 0 else np.empty((len(u), 0), np.int64)
+        # the m smallest keys hold every free item before any positive (+inf): those are padding
+        pick = np.where(np.take_along_axis(keys, pick, axis=1) == np.inf, -1, pick)
+        out[s:s + chunk, :m] = pick
     return out
 
 

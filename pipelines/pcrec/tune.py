@@ -18,13 +18,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.core.tune import (Axis, SchedulerSpec, SearchOutput, Tunable, TuneSpec,  # noqa: F401
+from pipelines.core.tune import (Axis, SchedulerSpec, SearchOutput, Tunable, TuneSpec,
                                  collect, concurrency, cpus_per_trial, default_space, expand_trials,
                                  markdown_table, materialize_shared, nested, resolve_pipeline, run_search,
                                  select_best, shared_frontier, test_metric, trial_tree)
 from pipelines.core.tune import load_spec as _load_spec
 
 DEFAULT_SPACE = default_space("pcrec")
+# the engine's API, re-exported for `from pipelines.pcrec.tune import ...`
+__all__ = ["Axis", "SchedulerSpec", "SearchOutput", "Tunable", "TuneSpec", "collect", "concurrency",
+           "cpus_per_trial", "expand_trials", "markdown_table", "materialize_shared", "nested",
+           "resolve_pipeline", "run_search", "select_best", "shared_frontier", "test_metric", "trial_tree",
+           "DEFAULT_SPACE", "load_spec", "trial_diverged", "plot_results", "TUNABLE"]
 
 
 def load_spec(path=None, sets=()) -> TuneSpec:

@@ -1,5 +1,5 @@
 """A tiny synthetic cross-domain world published as real upstream artifacts (Parquet + manifest),
-and StageContexts for the rec stages (finetune, baselines, evaluate, recommend, report)."""
+and StageContexts for the rec stages (finetune, baselines, peers, evaluate, recommend, report)."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -92,6 +92,8 @@ def rec_config(**over):
             threads=1, trainer={"num_workers": 0},
             lightgcn={"train": C.BPRTrainConfig(optimizer="adam", lr=0.02, reg=1e-4, epochs=4,
                                                 batch_size=256, eval_every=1)}),
+        peers=C.PeersConfig(ease_lambda=[1.0, 10.0], itemknn_k=[5, 10], itemknn_shrink=[0.0],
+                            als_factors=[4], als_reg=[0.1], als_iterations=[3, 6]),
         evaluate=C.EvaluateConfig(sampled_negatives=10),
         recommend=C.RecommendConfig(k=5),
         report=C.ReportConfig(),

@@ -13,6 +13,7 @@ from pipelines.pcrec.bpr_runs import build_model, result_path
 from pipelines.pcrec.factors import matrix, model_factors, select
 from pipelines.pcrec.stages.baselines import run_baselines
 from pipelines.pcrec.stages.evaluate import run_evaluate
+from pipelines.pcrec.stages.peers import run_peers
 from pipelines.pcrec.stages.finetune import make_specs, run_finetune, transfer_inits
 from pipelines.pcrec.stages.recommend import run_recommend
 from pipelines.pcrec.stages.report import run_report
@@ -97,13 +98,24 @@ def test_chain_finetune_to_report(world, tmp_path, ray_local):
 
     bl = _run(run_baselines, "baselines", store, inputs, cfg, tmp_path)
     assert sorted(set(bl.df("runs").method)) == ["joint_mf", "lightgcn"]
-    inputs = {**inputs, "finetune": ft, "baselines": bl}
+    pe = _run(run_peers, "peers", store, inputs, cfg, tmp_path)
+    peer_names = {"peer_pop", "peer_itemknn", "peer_ease", "peer_ease_joint", "peer_als", "peer_als_joint"}
+    pruns = pe.df("runs")
+    assert set(pruns.method) == peer_names and sorted(set(pruns.seed)) == [0, 1]
+    assert (pruns.family == "peer").all() and (pruns.best_valid_ndcg10 > 0).all()
+    grid = pe.df("grid")
+    assert len(grid[grid.method == "peer_als"]) == 2 and len(grid[grid.method == "peer_ease"]) == 2
+    best = grid.groupby("method").valid_ndcg10.max()    # the chosen point is the grid's best
+    seed0 = pruns[pruns.seed == 0].set_index("method").best_valid_ndcg10
+    assert np.allclose(best.reindex(seed0.index), seed0)
+    inputs = {**inputs, "finetune": ft, "baselines": bl, "peers": pe}
     ev = _run(run_evaluate, "evaluate", store, inputs, cfg, tmp_path)
     met = ev.df("metrics")
     assert list(met.columns) == ["method", "protocol", "metric", "value", "seed"]
     assert set(met.protocol) == {"full", "sampled"}
     assert {"hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr"} == set(met.metric)
     assert met.value.between(0, 1).all()
+    assert peer_names <= set(met.method)
     pu = ev.df("per_user")
     one = pu[(pu.method == "bpr_mf") & (pu.seed == 0) & (pu.protocol == "full")]
     assert len(one) == len(td.test_u)
@@ -125,10 +137,11 @@ def test_chain_finetune_to_report(world, tmp_path, ray_local):
     rp = _run(run_report, "report", store, {**inputs, "evaluate": ev}, cfg, tmp_path)
     md = open(rp.path("report.md")).read()
     assert "Gain over plain BPR-MF" in md and "generated init" in md
+    assert "## Peers" in md and "peer_ease_joint" in md
     for f in ("curves.png", "metrics.png", "infonce.png"):
         assert os.path.getsize(rp.path(f)) > 1000
     g = rp.df("gains")
-    assert set(g.method) == {"direct", "pretrain_init", "generated_init", "lightgcn", "joint_mf"}
+    assert set(g.method) == {"direct", "pretrain_init", "generated_init", "lightgcn", "joint_mf"} | peer_names
     assert (g.n_seeds == 2).all()
 
 

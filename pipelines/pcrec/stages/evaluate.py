@@ -5,11 +5,14 @@ user's test item is ranked
 
 * ``full``: against all target items except the user's known items (train + validation);
 * ``sampled``: against ``evaluate.sampled_negatives`` (99) items the user never interacted
-  with, drawn once with ``evaluate.sample_seed`` and shared by every method and seed.
+  with, drawn once with ``evaluate.sample_seed`` and shared by every method and seed. A user
+  with fewer non-positive items than that (a small catalogue) is ranked against all the
+  negatives that exist (``per_user.n_candidates``); the stats and the report say how many.
 
 Outputs ``metrics`` (method, protocol, metric, value, seed) with HR@K, NDCG@K (K in
 ``evaluate.ks``) and MRR, and ``per_user`` (method, protocol, seed, uid, shared, rank, <metrics>);
-``shared`` marks users that also appear in the source domain.
+``shared`` marks users that also appear in the source domain. Models come from
+finetune, baselines and peers (methods ``peer_*``).
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 
 from components.pcrec.metrics import metrics_from_ranks, rank_full, rank_sampled
-from components.pcrec.negatives import PositiveSet, sample_candidates
+from components.pcrec.negatives import PositiveSet, free_counts, sample_candidates
 from pipelines.pcrec.factors import model_factors, models
 from pipelines.pcrec.target_data import load_target
 
@@ -30,12 +33,19 @@ def run_evaluate(ctx) -> None:
     everything = PositiveSet(np.r_[td.train_u, td.valid_u, td.test_u],
                              np.r_[td.train_i, td.valid_i, td.test_i], td.n_items)
     cands = sample_candidates(td.test_u, everything, cfg.sampled_negatives,
-                              np.random.default_rng(cfg.sample_seed))
+                              np.random.default_rng(cfg.sample_seed), allow_fewer=True)
     shared = np.zeros(td.n_users, bool)
     shared[td.shared_users().target_uid.to_numpy()] = True
+    n_cand = {"full": free_counts(td.test_u, known) - 1,   # competitors: the target is not one
+              "sampled": np.minimum(free_counts(td.test_u, everything), cfg.sampled_negatives)}
+    short = n_cand["sampled"] < cfg.sampled_negatives
+    if short.any():
+        ctx.log("NOTE: %d of %d evaluated users have fewer than evaluate.sampled_negatives=%d "
+                "non-positive items; the sampled protocol ranks them against all they have (min %d)",
+                int(short.sum()), len(short), cfg.sampled_negatives, int(n_cand["sampled"].min()))
 
     per_user, rows = [], []
-    for stage in ("finetune", "baselines"):
+    for stage in ("finetune", "baselines", "peers"):
         table = ctx.input(stage).table("embeddings")
         for m, s in models(table).itertuples(index=False):
             U, V = model_factors(table, m, int(s), td.n_users, td.n_items, f"{stage}/embeddings")
@@ -44,7 +54,8 @@ def run_evaluate(ctx) -> None:
                 met = metrics_from_ranks(ranks, ks=tuple(cfg.ks))
                 per_user.append(pd.DataFrame({
                     "method": m, "protocol": protocol, "seed": int(s), "uid": td.test_u,
-                    "shared": shared[td.test_u], "rank": ranks, **met}))
+                    "shared": shared[td.test_u], "rank": ranks,
+                    "n_candidates": n_cand[protocol], **met}))
                 rows += [{"method": m, "protocol": protocol, "metric": k,
                           "value": float(v.mean()), "seed": int(s)} for k, v in met.items()]
     metrics = pd.DataFrame(rows)
@@ -54,4 +65,6 @@ def run_evaluate(ctx) -> None:
                .unstack(0))
     ctx.log("test NDCG@10 (mean over seeds):\n%s", summary.to_string(float_format="%.4f"))
     ctx.out.stats(models=int(metrics[["method", "seed"]].drop_duplicates().shape[0]),
-                  evaluated_users=len(td.test_u), shared_evaluated=int(shared[td.test_u].sum()))
+                  evaluated_users=len(td.test_u), shared_evaluated=int(shared[td.test_u].sum()),
+                  sampled_negatives=int(cfg.sampled_negatives), sampled_short_users=int(short.sum()),
+                  sampled_min_negatives=int(n_cand["sampled"].min()) if len(short) else 0)

@@ -1,7 +1,8 @@
 """recommend stage: top-K unseen target items for every target-domain user.
 
 The model is ``recommend.method`` or, when None, the method with the best mean *validation*
-NDCG@10 over seeds (finetune/runs + baselines/runs; the test split is never used to choose),
+NDCG@10 over seeds (finetune/runs + baselines/runs + peers/runs; the test split is never used
+to choose),
 and within it the seed with the best validation NDCG@10. Seen items = every known target
 interaction of the user (train + validation + test). Output ``topk``: user, rank (1..K), item,
 score, with the original string ids.
@@ -33,7 +34,7 @@ def choose_model(runs: pd.DataFrame, method: str | None) -> tuple[str, int]:
 def run_recommend(ctx) -> None:
     cfg = ctx.cfg.recommend
     td = load_target(ctx)
-    runs = pd.concat([ctx.input(s).df("runs").assign(stage=s) for s in ("finetune", "baselines")])
+    runs = pd.concat([ctx.input(s).df("runs").assign(stage=s) for s in ("finetune", "baselines", "peers")])
     method, seed = choose_model(runs, cfg.method)
     stage = runs[runs.method == method].stage.iloc[0]
     U, V = model_factors(ctx.input(stage).table("embeddings"), method, seed, td.n_users,

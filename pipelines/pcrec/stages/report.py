@@ -1,6 +1,7 @@
 """report stage: the method x metric table, gains over plain BPR-MF, plots and report.md.
 
-Reads evaluate/metrics + per_user, finetune/baselines curves and runs, and the pre-training loss
+Reads evaluate/metrics + per_user, finetune/baselines curves and runs, peers/runs (methods
+``peer_*``: popularity, ItemKNN, EASE, ALS — not recgen models, marked as peers), and the pre-training loss
 curve (the first table of the pretrain artifact with a ``loss`` column). Writes ``report.md``,
 ``curves.png`` (validation NDCG@10 and BPR loss per epoch), ``infonce.png`` (pre-training
 loss), ``metrics.png`` (test metrics, mean with std error bars over seeds) and the tables
@@ -21,7 +22,11 @@ BASE = "bpr_mf"
 TRANSFER = ("direct", "pretrain_init", "generated_init")
 LABEL = {"direct": "(a) pre-trained, no fine-tuning", "pretrain_init": "(b) pre-trained init",
          "generated_init": "(c) generated init", "bpr_mf": "(d) BPR-MF (no pre-training)",
-         "lightgcn": "LightGCN (target only)", "joint_mf": "joint MF (source+target)"}
+         "lightgcn": "LightGCN (target only)", "joint_mf": "joint MF (source+target)",
+         "peer_pop": "peer: popularity", "peer_itemknn": "peer: ItemKNN",
+         "peer_ease": "peer: EASE (target only)", "peer_ease_joint": "peer: EASE (source+target)",
+         "peer_als": "peer: ALS (implicit)", "peer_als_joint": "peer: ALS (implicit, source+target)"}
+PEER = "peer_"
 
 
 def summarize(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -148,7 +153,9 @@ def run_report(ctx) -> None:
     ev = ctx.input("evaluate")
     metrics, per_user = ev.df("metrics"), ev.df("per_user")
     curves = pd.concat([ctx.input(s).df("curves") for s in ("finetune", "baselines")])
-    runs = pd.concat([ctx.input(s).df("runs") for s in ("finetune", "baselines")])
+    peer_runs = ctx.input("peers").df("runs")
+    runs = pd.concat([ctx.input(s).df("runs") for s in ("finetune", "baselines")] + [peer_runs])
+    ev_stats = (getattr(ev, "manifest", None) or {}).get("stats", {})
     infonce = pretrain_curve(ctx.input("pretrain"))
     names = list(cfg.metrics)
     all_names = [n for n in metrics.metric.unique()]
@@ -170,6 +177,12 @@ def run_report(ctx) -> None:
         title = {"full": "Full ranking (all items except the user's known items)",
                  "sampled": "Sampled (1 positive + sampled negatives)"}.get(prot, prot)
         md += [f"## {title}\n", _md_table(t), ""]
+        if prot == "sampled" and ev_stats.get("sampled_short_users"):
+            md += [f"Note: {ev_stats['sampled_short_users']} evaluated users have fewer than "
+                   f"{ev_stats['sampled_negatives']} items they never interacted with (small "
+                   f"catalogue); each is ranked against all the negatives that exist (at least "
+                   f"{ev_stats['sampled_min_negatives']}), so their sampled metrics are not on the "
+                   "same 1 + N scale (evaluate/per_user.n_candidates).\n"]
         printed.append(f"\n== {title} ==\n" + t.to_string())
     if len(gain):
         md.append("## Gain over plain BPR-MF (paired by seed)\n")
@@ -194,6 +207,15 @@ def run_report(ctx) -> None:
         elif helped:
             md.append("\nAt least one transfer mode beats plain BPR-MF by more than the seed spread.")
         md.append("")
+    if len(peer_runs):
+        md += ["## Peers\n", "Rows named `peer_*` are not recgen models: they are what a practitioner "
+               "could use instead (popularity, ItemKNN, EASE, ALS from `implicit`), fitted on the same "
+               "training split and scored by the same protocol. Each grid point was scored by "
+               "validation NDCG@10 (full ranking); the test split was not used to choose.\n"]
+        pr = peer_runs.groupby("method").agg(params=("params", "first"),
+                                             valid_ndcg10=("best_valid_ndcg10", "mean"),
+                                             fit_s=("train_s", "mean"))
+        md += [_md_table(pr.round(4)), ""]
     md.append("## Investigation\n")
     if len(sub):
         st = sub.assign(gain=sub.apply(lambda r: f"{r['mean']:+.4f} ± {0 if np.isnan(r['std']) else r['std']:.4f}", axis=1))
