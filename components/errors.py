@@ -38,4 +38,14 @@ class InputError(RecgenError, ValueError):
 
 
 class ConfigError(RecgenError, ValueError):
-    """An invalid configuration: unknown key, wrong type, or an inconsistent combination."""
+    """An invalid configuration: unknown key, wrong type, or an inconsistent combination.
+
+    Raised by a component about one of its own arguments, it sets ``param`` (and may give a
+    ``fix``) like :class:`InputError`, so the stage can replace the hint with a config key.
+    """
+
+    def __init__(self, message: str, *, fix: str | None = None, param: str | None = None):
+        super().__init__(f"{message} — {fix}" if fix else message)
+        self.message = message
+        self.fix = fix
+        self.param = param

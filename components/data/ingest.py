@@ -68,20 +68,20 @@ class IngestResult:
 
 # ----------------------------------------------------------------------------- rejects
 
-def check_rejects(reads: Sequence[ReadResult], max_fraction: float) -> pa.Table:
+def check_rejects(reads: Sequence[ReadResult], max_reject_fraction: float) -> pa.Table:
     """Concatenate the rejects of all reads; raise :class:`InputError` if their share of all
-    data rows exceeds ``max_fraction`` (the message shows counts per reason and examples)."""
+    data rows exceeds ``max_reject_fraction`` (the message shows counts per reason and examples)."""
     rejects = pa.concat_tables([r.rejects for r in reads]) if reads else REJECTS_SCHEMA.empty_table()
     total = sum(r.n_rows for r in reads)
-    if total and rejects.num_rows / total > max_fraction:
+    if total and rejects.num_rows / total > max_reject_fraction:
         reasons = Counter(rejects.column("reason").to_pylist())
         ex = rejects.slice(0, 5).to_pylist()
         examples = "; ".join(f"{e['file']}:{e['line']} {e['reason']}: {e['raw'][:80]!r}" for e in ex)
         by_reason = ", ".join(f"{k}: {v}" for k, v in reasons.most_common())
         raise InputError(
             f"{rejects.num_rows} of {total} rows rejected ({rejects.num_rows / total:.1%} > "
-            f"ingest.max_reject_fraction={max_fraction}); by reason: {by_reason}; first: {examples}",
-            fix="fix the input or raise ingest.max_reject_fraction")
+            f"max_reject_fraction={max_reject_fraction}); by reason: {by_reason}; first: {examples}",
+            param="max_reject_fraction", fix="fix the input or raise max_reject_fraction")
     return rejects
 
 
@@ -102,20 +102,22 @@ def assign_domains(table: pa.Table, rule: DomainRule, *, file_domain: str | None
     n = table.num_rows
     if rule.by == "file":
         if file_domain not in DOMAINS:
-            raise InputError(f"data.domain.by='file' needs a domain ('source'/'target') for every file, "
-                             f"got {file_domain!r}", path=path, fix="set data.files[].domain")
+            raise InputError(f"rule.by='file' needs a domain ('source'/'target') for every file, "
+                             f"got {file_domain!r}", path=path, param="file_domain",
+                             fix="pass file_domain='source' or 'target'")
         dom = pa.array(np.full(n, file_domain, dtype=object), pa.string())
     elif rule.by == "column":
         if "domain" not in table.column_names:
-            raise InputError("data.domain.by='column' but no domain column is mapped", path=path,
-                             fix="set data.columns.domain to the input's domain column")
+            raise InputError("rule.by='column' but the table has no domain column", path=path,
+                             param="rule.by", fix="read the input with a domain column, or use another rule.by")
         raw = _norm(table.column("domain").combine_chunks())
         if rule.values:
             keys = pa.array([str(k).strip().lower() for k in rule.values], pa.string())
             vals = pa.array([str(v) for v in rule.values.values()], pa.string())
             bad_vals = [v for v in vals.to_pylist() if v not in DOMAINS]
             if bad_vals:
-                raise InputError(f"data.domain.values maps to {bad_vals}; targets must be 'source' or 'target'")
+                raise InputError(f"rule.values maps to {bad_vals}; targets must be 'source' or 'target'",
+                                 param="rule.values")
             dom = pc.take(vals, pc.index_in(raw, value_set=keys))
         else:
             bad = pc.invert(pc.fill_null(pc.is_in(raw, value_set=pa.array(DOMAINS)), False))
@@ -123,8 +125,8 @@ def assign_domains(table: pa.Table, rule: DomainRule, *, file_domain: str | None
             if n_bad:
                 ex = pc.unique(pc.filter(table.column("domain").combine_chunks(), bad)).to_pylist()[:5]
                 raise InputError(f"{n_bad} row(s) have a domain other than 'source'/'target' (e.g. {ex})",
-                                 path=path, field="domain",
-                                 fix="map the values with data.domain.values, e.g. {books: source, movies: target}")
+                                 path=path, field="domain", param="rule.values",
+                                 fix="map the values with rule.values, e.g. {'books': 'source', 'movies': 'target'}")
             dom = raw
     elif rule.by == "category":
         dom = _domain_from_categories(table, rule, item_categories, path)
@@ -143,7 +145,8 @@ def assign_domains(table: pa.Table, rule: DomainRule, *, file_domain: str | None
 def _domain_from_categories(table: pa.Table, rule: DomainRule, item_categories: pa.Table | None,
                             path: str) -> pa.Array:
     if not rule.source or not rule.target:
-        raise InputError("data.domain.by='category' needs the source and target category lists")
+        raise InputError("rule.by='category' needs the source and target category lists "
+                         "(rule.source, rule.target)", param="rule.source")
     if item_categories is not None:
         items = item_categories.column("item").combine_chunks()
         cats = item_categories.column("category").combine_chunks()
@@ -152,8 +155,8 @@ def _domain_from_categories(table: pa.Table, rule: DomainRule, item_categories: 
         items, row_item_idx = None, None
         cats = table.column("category").combine_chunks()
     else:
-        raise InputError("data.domain.by='category' needs an item table (data.item_path) or a category "
-                         "column (data.columns.category)", path=path)
+        raise InputError("rule.by='category' needs item categories: an item table (item_categories) or a "
+                         "category column in the input", path=path, param="item_categories")
     # token-level membership, vectorized over the (item, token) pairs
     tokens = pc.split_pattern(pc.fill_null(cats, ""), rule.sep)
     parent = pc.list_parent_indices(tokens).to_numpy()
@@ -319,14 +322,14 @@ def ingest(reads: Sequence[ReadResult], rule: DomainRule, *, file_domains: Seque
     paths = ", ".join(r.path for r in reads)
     if table is None or table.num_rows == 0:
         raise InputError(f"no rows left after domain assignment ({no_domain} rows had no domain)", path=paths,
-                         fix="check data.domain (column / categories)")
+                         param="rule", fix="check rule (column / file / categories)")
     table = validate_interactions(table, source=paths)
     n_read = table.num_rows + no_domain
     table, n_dup = deduplicate(table, duplicates)
     table, n_thr = apply_threshold(table, implicit_threshold)
     if table.num_rows == 0:
         raise InputError(f"no rows left after the implicit-feedback threshold {implicit_threshold}",
-                         path=paths, fix="lower ingest.implicit_threshold")
+                         path=paths, param="implicit_threshold", fix="lower implicit_threshold")
     inter, users, items = index_ids(table)
     stats = {"rows_read": n_read, "rejected": rejects.num_rows, "no_domain": no_domain,
              "duplicates_removed": n_dup, "below_threshold": n_thr, "rows": inter.num_rows,

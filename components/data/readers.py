@@ -87,7 +87,7 @@ def detect_format(path: str) -> str:
              ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet", ".inter": "recbole"}
     if ext not in table:
         raise InputError(f"cannot tell the format from the extension '{ext}'", path=str(path),
-                         fix=f"set data.format to one of {FORMATS}")
+                         param="fmt", fix=f"pass fmt= one of {FORMATS}")
     return table[ext]
 
 
@@ -107,7 +107,8 @@ def resolve_columns(fmt: str, columns: Mapping[str, str | None] | None) -> dict[
 
 def _check_file(path: str) -> None:
     if not os.path.exists(path):
-        raise InputError("file not found", path=path, fix="check data.path (paths are relative to the cwd)")
+        raise InputError("file not found", path=path, param="path",
+                         fix="check path (relative paths are resolved against the current directory)")
     if not os.path.isfile(path):
         raise InputError("not a regular file", path=path)
     if not os.access(path, os.R_OK):
@@ -289,7 +290,7 @@ def read_delimited(path: str, *, delimiter: str = ",", columns: Mapping[str, str
     missing = [f"{v} (for {k})" for k, v in wanted.items() if v not in names]
     if missing:
         raise InputError(f"missing column(s) {missing}; the header has {names}", path=path,
-                         fix="fix the header or map the columns (data.columns)")
+                         param="columns", fix="fix the header or map the columns (columns=)")
     include = list(dict.fromkeys(wanted.values()))
 
     def read(typed: bool, threads: bool, on_bad):
@@ -414,7 +415,7 @@ def _check_json_fields(path: str, table: pa.Table, wanted: dict[str, str]) -> No
     for k, v in wanted.items():
         if k in REQUIRED and table.num_rows and table.column(v).null_count == table.num_rows:
             raise InputError(f"key '{v}' (for {k}) is missing in every object", path=path,
-                             fix="map the keys with data.columns")
+                             param="columns", fix="map the keys with columns=")
 
 
 def _read_jsonl_slow(path: str, wanted: dict[str, str]) -> ReadResult:
@@ -469,7 +470,7 @@ def read_parquet(path: str, *, columns: Mapping[str, str | None] | None = None) 
     missing = [f"{v} (for {k})" for k, v in wanted.items() if v not in names]
     if missing:
         raise InputError(f"missing column(s) {missing}; the file has {names}", path=path,
-                         fix="map the columns with data.columns")
+                         param="columns", fix="map the columns with columns=")
     table = pq.read_table(path, columns=list(dict.fromkeys(wanted.values())))
     t = pa.table({k: table.column(v) for k, v in wanted.items()})
 

@@ -56,7 +56,7 @@ class DataSource:
 def load_source(src: DataSource) -> tuple[list[ReadResult], list[str | None], pa.Table | None]:
     """Read every file of ``src``. Returns ``(reads, file_domains, item_categories)``."""
     if not src.files:
-        raise InputError("no input files", fix="set data.path, data.files or data.recipe")
+        raise InputError("no input files", param="src", fix="give src at least one FileInput in src.files")
     columns = dict(src.columns)
     if src.rule.by != "column":
         columns.setdefault("domain", None)  # the domain does not come from a column

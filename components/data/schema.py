@@ -63,7 +63,7 @@ def validate_interactions(table: pa.Table, *, indexed: bool = False, source: str
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise InputError(f"missing column(s) {missing}; found {table.column_names}", path=source,
-                         fix="map your columns to user,item,rating,ts,domain (data.columns)")
+                         param="table", fix="map your columns to user,item,rating,ts,domain")
     cols = []
     for f in schema:
         col = table.column(f.name)
@@ -81,6 +81,7 @@ def validate_interactions(table: pa.Table, *, indexed: bool = False, source: str
     if n_bad:
         examples = pc.unique(pc.filter(out.column("domain"), bad)).to_pylist()[:5]
         raise InputError(f"{n_bad} row(s) with a domain other than 'source'/'target' (e.g. {examples})",
-                         path=source, field="domain",
-                         fix="set data.domain to assign domains from a column, categories or per file")
+                         path=source, field="domain", param="table",
+                         fix="assign domains first (components.data.ingest.assign_domains: from a column, "
+                             "categories or per file)")
     return out

@@ -131,7 +131,8 @@ def kcore(users: np.ndarray, items: np.ndarray, k_user: int, k_item: int, *,
                 f"k-core of {what} is empty: {why} removed every row after {it} iteration(s); input had "
                 f"{start['rows']:,} rows, {start['users']:,} users, {start['items']:,} items, max degree "
                 f"user {start['max_user_degree']}, item {start['max_item_degree']}",
-                fix="lower the k (config kcore.*) or use a denser dataset")
+                param="k_item" if binding and binding[0].startswith("k_item") else "k_user",
+                fix="lower k_user / k_item or use a denser dataset")
     if idx is None:
         mask = alive if alive is not None else np.ones(n, dtype=bool)
     else:

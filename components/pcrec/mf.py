@@ -39,8 +39,8 @@ def init_factors(n: int, dim: int, std: float, generator: torch.Generator,
     if pretrained is not None:
         pre = torch.as_tensor(np.asarray(pretrained, dtype=np.float32))
         if pre.shape != (n, dim):
-            raise ConfigError(f"pre-trained matrix has shape {tuple(pre.shape)}, expected ({n}, {dim}); "
-                              "set finetune.factors to the pre-training embedding size")
+            raise ConfigError(f"pre-trained matrix has shape {tuple(pre.shape)}, expected ({n}, {dim})",
+                              param="dim", fix="pass dim equal to the pre-trained embedding size")
         m = torch.ones(n, dtype=torch.bool) if mask is None else torch.as_tensor(np.asarray(mask, bool))
         out[m] = pre[m] * scale
     return out

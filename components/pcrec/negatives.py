@@ -138,7 +138,8 @@ def sample_candidates(users: np.ndarray, positives: PositiveSet, n: int,
             k = int(np.argmin(free))
             raise InputError(f"user {u[k]} has only {free[k]} non-positive items, "
                              f"{n} sampled negatives requested",
-                             field="evaluate.sampled_negatives", fix="lower the number of negatives")
+                             param="n",
+                             fix="lower n, the number of negatives per user (or pass allow_fewer=True)")
         m = min(n, n_items)   # argpartition needs m <= n_items; slots past m stay -1
         pick = np.argpartition(keys, m - 1, axis=1)[:, :m] if m > 0 else np.empty((len(u), 0), np.int64)
         # the m smallest keys hold every free item before any positive (+inf): those are padding

@@ -82,11 +82,11 @@ class RWRConfig:
 
     def __post_init__(self):
         if self.r not in (1, 2, 3):
-            raise ConfigError(f"sample.r must be 1, 2 or 3, got {self.r}")
+            raise ConfigError(f"r must be 1, 2 or 3, got {self.r}", param="r")
         if not 0.0 <= self.restart_prob < 1.0:
-            raise ConfigError(f"sample.restart_prob must be in [0, 1), got {self.restart_prob}")
+            raise ConfigError(f"restart_prob must be in [0, 1), got {self.restart_prob}", param="restart_prob")
         if self.max_nodes < 2 or self.num_walkers < 1 or self.walk_length < 1:
-            raise ConfigError("sample.max_nodes >= 2, num_walkers >= 1 and walk_length >= 1 required")
+            raise ConfigError("max_nodes >= 2, num_walkers >= 1 and walk_length >= 1 required", param="max_nodes")
 
 
 def rwr_traces(g: BipartiteGraph, queries: torch.Tensor, views: torch.Tensor,

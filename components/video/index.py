@@ -66,7 +66,8 @@ def scan_folder(root: str, val_fraction: float = 0.2, seed: int = 0) -> pd.DataF
     ``root/<split>/<class>/<video>`` (split in train/val/test): the split comes from the folder.
     """
     if not os.path.isdir(root):
-        raise InputError("dataset folder does not exist", path=root, fix="set data.root to a folder of class folders")
+        raise InputError("dataset folder does not exist", path=root, param="root",
+                         fix="pass root= a folder of class folders")
     tops = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
     if not tops:
         raise InputError("no class folders found", path=root, fix="expected root/<class>/<video files>")
@@ -104,7 +105,8 @@ def read_split_files(video_root: str, split_dir: str, fold: int = 1) -> tuple[pd
     ``<file> <flag>`` (1 train, 2 test, 0 unused), videos under ``video_root/<class>/``.
     """
     if not os.path.isdir(split_dir):
-        raise InputError("split folder does not exist", path=split_dir, fix="set data.split_dir")
+        raise InputError("split folder does not exist", path=split_dir, param="split_dir",
+                         fix="pass split_dir= the folder of the split files")
     class_ind = os.path.join(split_dir, "classInd.txt")
     rows = []
     if os.path.exists(class_ind):
@@ -132,7 +134,7 @@ def read_split_files(video_root: str, split_dir: str, fold: int = 1) -> tuple[pd
     files = sorted(f for f in os.listdir(split_dir) if pattern.match(f))
     if not files:
         raise InputError(f"neither classInd.txt (UCF101) nor *_test_split{fold}.txt (HMDB51) found",
-                         path=split_dir, fix="point data.split_dir at the official split files")
+                         path=split_dir, param="split_dir", fix="point split_dir at the official split files")
     class_list = [pattern.match(f).group(1) for f in files]
     for cls, fname in zip(class_list, files):
         lpath = os.path.join(split_dir, fname)
@@ -167,7 +169,7 @@ def read_kinetics_csv(csv_path: str, video_root: str) -> pd.DataFrame:
     by :func:`build_index` with reason ``missing file``.
     """
     if not os.path.exists(csv_path):
-        raise InputError("CSV does not exist", path=csv_path, fix="set data.csv")
+        raise InputError("CSV does not exist", path=csv_path, param="csv_path", fix="pass csv_path= the annotations CSV")
     df = pd.read_csv(csv_path)
     need = ["label", "youtube_id", "time_start", "time_end", "split"]
     missing = [c for c in need if c not in df.columns]

@@ -7,7 +7,9 @@ pipeline's config model. The collectors find the keys a user is told to use:
   (Markdown, YAML comments, a Makefile, a crontab); in Markdown also every key path of a fenced
   ```` ```yaml ```` block that is a recgen config (see :func:`yaml_block_refs` for the rule);
 * :func:`source_hint_keys`: every dotted config key named in the message of a ``raise`` (the
-  ``fix=`` hint included) and in ``--set`` examples of a Python source file.
+  ``fix=`` hint included) and in ``--set`` examples of a Python source file;
+* :func:`component_config_keys`: the reverse check for ``components/``: dotted names in
+  ``raise`` messages that *do* resolve as config keys (components name their own arguments).
 
 :func:`unresolved` checks them and returns ``file:line: ...`` lines for the keys that do not
 resolve. ``tests/test_doc_keys.py`` runs it over the repository.
@@ -360,3 +362,28 @@ def source_hint_keys(path: str | Path, root: str | Path | None = None,
                 sub = ("tune",) if m.group(1) else (names if pipe else ())
                 refs.append(KeyRef(shown, line, key, sub, "--set"))
     return refs
+
+
+def component_config_keys(path: str | Path, root: str | Path | None = None,
+                          configs: dict[str, type[BaseModel]] | None = None) -> list[KeyRef]:
+    """Dotted names in the ``raise`` messages (``fix=`` / ``field=`` included) of a component
+    source file that resolve as a key of any pipeline config (``data.item_column``,
+    ``kcore.*``). A component names its own arguments; the stage maps them to config keys
+    (:mod:`pipelines.core.hints`), so in ``components/`` every hit is a layering slip.
+    ``KeyRef.pipelines`` lists the configs the key resolves in."""
+    configs = configs or pipeline_configs()
+    p = Path(path)
+    shown = str(p.relative_to(root)) if root else str(p)
+    tree = ast.parse(p.read_text(encoding="utf-8"))
+    refs: list[KeyRef] = []
+    seen: set[tuple[int, str]] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            for line, s in _strings(node.exc):
+                for m in _DOTTED.finditer(s):
+                    key = m.group(1)
+                    hits = tuple(n for n, cls in configs.items() if resolve_key(cls, key))
+                    if hits and (line, key) not in seen:
+                        seen.add((line, key))
+                        refs.append(KeyRef(shown, line, key, hits, "component"))
+    return sorted(refs, key=lambda r: r.line)

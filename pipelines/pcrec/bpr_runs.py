@@ -28,6 +28,7 @@ from components.pcrec.bpr import BPRConfig, BPRRun
 from components.pcrec.metrics import metrics_from_ranks, rank_full
 from components.pcrec.negatives import PositiveSet
 from pipelines.core.artifacts import local_scratch, push_scratch
+from pipelines.core.hints import config_hints
 from pipelines.core.train import load_state
 
 
@@ -98,8 +99,9 @@ def build_model(spec: RunSpec, data: dict, inits: dict):
     pre_u = pre_i = mask_u = mask_i = None
     if spec.init is not None:
         pre_u, pre_i, mask_u, mask_i = inits[spec.init]
-    return MF(init_factors(n_u, d, spec.init_std, g, pre_u, mask_u),
-              init_factors(n_i, d, spec.init_std, g, pre_i, mask_i), item_bias=spec.item_bias)
+    with config_hints(dim="set finetune.factors to the pre-training embedding size (pretrain.dim)"):
+        return MF(init_factors(n_u, d, spec.init_std, g, pre_u, mask_u),
+                  init_factors(n_i, d, spec.init_std, g, pre_i, mask_i), item_bias=spec.item_bias)
 
 
 # ------------------------------------------------------------------ the loop

@@ -112,8 +112,9 @@ def test_file_level_errors_name_the_file(tmp_path, content, needle):
 def test_unknown_extension_and_unknown_column_key(tmp_path):
     p = tmp_path / "x.dat"
     p.write_text("a")
-    with pytest.raises(InputError, match="data.format"):
+    with pytest.raises(InputError, match="fmt") as e:  # the component names its argument; the stage, data.format
         read_interactions(p)
+    assert e.value.param == "fmt"
     with pytest.raises(InputError, match="unknown canonical column 'usr'"):
         read_interactions(FIX / "tiny.csv", columns={"usr": "user"})
 

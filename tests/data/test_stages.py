@@ -44,7 +44,7 @@ def test_ingest_then_kcore_on_tiny(tmp_path):
 def test_kcore_that_empties_a_domain_fails_and_leaves_no_artifact(tmp_path):
     cfg = load_config(PCRecConfig, TINY, [f"data.path={ROOT / 'data/fixtures/tiny.csv'}", "kcore.k_target=50"])
     run("ingest", cfg, tmp_path, {})
-    with pytest.raises(InputError, match="domain 'target'.*k_user=50"):
+    with pytest.raises(InputError, match=r"domain 'target'.*k_user=50.*lower the k \(config kcore\.\*\)"):
         run("kcore", cfg, tmp_path, {"ingest": "fp-ingest"})
     assert Store(str(tmp_path)).manifest("pcrec", "kcore", "fp-kcore") is None
 
@@ -92,3 +92,22 @@ def test_ingest_synthetic_recipe_and_amazon_files_per_domain(tmp_path):
     assert st["source"]["interactions"] == 6 == st["target"]["interactions"] and st["shared_users"] == 3
     items = Store(str(tmp_path / "b")).artifact("pcrec", "ingest", "fp-ingest").df("items")
     assert set(items[items.domain == "target"].item) == {"M001", "M002", "M003"}
+
+
+@pytest.mark.parametrize("make, sets, key", [
+    (lambda rows: rows, ["ingest.implicit_threshold=100"], "lower ingest.implicit_threshold"),
+    (lambda rows: [r.replace(",target", ",movies") for r in rows], [], "data.domain.values"),
+    (lambda rows: [rows[0].replace("rating", "stars")] + rows[1:], [], "map its columns with data.columns"),
+    (lambda rows: [rows[0]] + [",".join(r.split(",")[:2] + ["x"] + r.split(",")[3:]) for r in rows[1:]], [],
+     "raise ingest.max_reject_fraction"),
+])
+def test_ingest_stage_names_the_config_key(tmp_path, make, sets, key):
+    """Components name their own arguments (rule.values, implicit_threshold, columns=, ...);
+    the ingest stage's error names the config key to change."""
+    rows = (ROOT / "data/fixtures/tiny.csv").read_text().splitlines()
+    f = tmp_path / "in.csv"
+    f.write_text("\n".join(make(rows)) + "\n")
+    cfg = load_config(PCRecConfig, TINY, [f"data.path={f}", *sets])
+    with pytest.raises(InputError) as e:
+        run("ingest", cfg, tmp_path / "art", {})
+    assert key in str(e.value), str(e.value)

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from components.pcrec.metrics import metrics_from_ranks, rank_full, rank_sampled
 from components.pcrec.negatives import PositiveSet, free_counts, sample_candidates
+from pipelines.core.hints import config_hints
 from pipelines.pcrec.factors import model_factors, models
 from pipelines.pcrec.target_data import load_target
 
@@ -32,8 +33,9 @@ def run_evaluate(ctx) -> None:
     known = PositiveSet(np.r_[td.train_u, td.valid_u], np.r_[td.train_i, td.valid_i], td.n_items)
     everything = PositiveSet(np.r_[td.train_u, td.valid_u, td.test_u],
                              np.r_[td.train_i, td.valid_i, td.test_i], td.n_items)
-    cands = sample_candidates(td.test_u, everything, cfg.sampled_negatives,
-                              np.random.default_rng(cfg.sample_seed), allow_fewer=True)
+    with config_hints(n="lower evaluate.sampled_negatives"):
+        cands = sample_candidates(td.test_u, everything, cfg.sampled_negatives,
+                                  np.random.default_rng(cfg.sample_seed), allow_fewer=True)
     shared = np.zeros(td.n_users, bool)
     shared[td.shared_users().target_uid.to_numpy()] = True
     n_cand = {"full": free_counts(td.test_u, known) - 1,   # competitors: the target is not one

@@ -13,6 +13,29 @@ from components.data.readers import FORMATS, detect_format
 from components.errors import ConfigError, InputError
 from pipelines.core.hints import config_hints
 
+# Component argument -> hint naming the config key that fed it (see pipelines.core.hints).
+_ITEM_TABLE = "set data.item_column / data.category_column to the item table's columns"
+READ_HINTS = {
+    "item": _ITEM_TABLE,
+    "category": _ITEM_TABLE,
+    "fmt": f"set data.format (data.files[].format for data.files) to one of {', '.join(FORMATS)}",
+    "path": "check data.path / data.files[].path / data.item_path (relative paths are resolved against "
+            "the directory recgen runs in)",
+    "columns": "fix the input's header or map its columns with data.columns",
+    "src": "set data.path, data.files or data.recipe",
+}
+INGEST_HINTS = {
+    "max_reject_fraction": "fix the input or raise ingest.max_reject_fraction",
+    "file_domain": "set data.files[].domain to 'source' or 'target' for every file",
+    "rule.by": "set data.columns.domain to the input's domain column (or choose another data.domain.by)",
+    "rule.values": "map the values with data.domain.values, e.g. {books: source, movies: target}",
+    "rule.source": "set data.domain.source and data.domain.target (category lists)",
+    "item_categories": "data.domain.by=category needs an item table (data.item_path) or a category "
+                       "column (data.columns.category)",
+    "rule": "check data.domain (column / file / categories)",
+    "implicit_threshold": "lower ingest.implicit_threshold",
+}
+
 
 def domain_rule(cfg) -> DomainRule:
     """The :class:`DomainRule` of ``cfg.data`` (resolving ``by: auto``)."""
@@ -104,13 +127,13 @@ def run_ingest(ctx) -> None:
         ctx.log("synthetic data: %d interactions (seed %d)", s.n_interactions, ctx.seed)
     else:
         ctx.log("reading %s", ", ".join(f.path for f in src.files))
-        hint = "set data.item_column / data.category_column to the item table's columns"
-        with config_hints(item=hint, category=hint):
+        with config_hints(READ_HINTS):
             reads, file_domains, cats = load_source(src)
         rule = src.rule
     ing = cfg.ingest
-    res = ingest(reads, rule, file_domains=file_domains, item_categories=cats, duplicates=ing.duplicates,
-                 implicit_threshold=ing.implicit_threshold, max_reject_fraction=ing.max_reject_fraction)
+    with config_hints(INGEST_HINTS):
+        res = ingest(reads, rule, file_domains=file_domains, item_categories=cats, duplicates=ing.duplicates,
+                     implicit_threshold=ing.implicit_threshold, max_reject_fraction=ing.max_reject_fraction)
     ctx.out.write_table("interactions", res.interactions)
     ctx.out.write_table("users", res.users)
     ctx.out.write_table("items", res.items)

@@ -10,6 +10,9 @@ import pyarrow.compute as pc
 
 from components.data.ingest import domain_stats, format_stats, index_ids
 from components.graph.kcore import kcore_by_domain
+from pipelines.core.hints import config_hints
+
+_LOWER_K = "lower the k (config kcore.*) or use a denser dataset"
 
 
 def run_kcore(ctx) -> None:
@@ -19,11 +22,12 @@ def run_kcore(ctx) -> None:
     domains = table.column("domain").to_numpy(zero_copy_only=False)
     uid = table.column("uid").to_numpy()
     iid = table.column("iid").to_numpy()
-    mask, logs = kcore_by_domain(
-        domains, uid, iid, k,
-        on_iteration=lambda d, s: ctx.log("%s iteration %d: removed %d rows (%d users, %d items), %d left",
-                                          d, s["iteration"], s["rows_removed"], s["users_removed"],
-                                          s["items_removed"], s["rows_left"]))
+    with config_hints(k_user=_LOWER_K, k_item=_LOWER_K):
+        mask, logs = kcore_by_domain(
+            domains, uid, iid, k,
+            on_iteration=lambda d, s: ctx.log("%s iteration %d: removed %d rows (%d users, %d items), %d left",
+                                              d, s["iteration"], s["rows_removed"], s["users_removed"],
+                                              s["items_removed"], s["rows_left"]))
     kept = table.filter(pa.array(mask))
     inter, users, items = index_ids(kept)
     ctx.out.write_table("interactions", inter)

@@ -18,13 +18,17 @@ import pyarrow as pa
 import torch
 
 from components.pcrec.sampler import RWRConfig, sample_views
+from pipelines.core.hints import config_hints
 from pipelines.pcrec.stages.graph import load_graph
 
 
 def rwr_config(cfg) -> RWRConfig:
     """The sampler parameters of a ``sample`` config section."""
-    return RWRConfig(r=cfg.r, restart_prob=cfg.restart_prob, max_nodes=cfg.max_nodes,
-                     num_walkers=cfg.num_walkers, walk_length=cfg.walk_length)
+    with config_hints(r="set sample.r to 1, 2 or 3", restart_prob="set sample.restart_prob in [0, 1)",
+                      max_nodes="set sample.max_nodes >= 2, sample.num_walkers >= 1 and "
+                                "sample.walk_length >= 1"):
+        return RWRConfig(r=cfg.r, restart_prob=cfg.restart_prob, max_nodes=cfg.max_nodes,
+                         num_walkers=cfg.num_walkers, walk_length=cfg.walk_length)
 
 
 def epoch_queries(num_nodes: int, per_epoch: int | None, seed: int, epoch: int) -> np.ndarray:

@@ -8,6 +8,14 @@ import pandas as pd
 from components.video.arrow import render_arrow_of_time
 from components.video.index import build_index, read_kinetics_csv, read_split_files, scan_folder
 from components.video.motion import MOTION_CLASSES, render_dataset
+from pipelines.core.hints import config_hints
+
+# Component argument -> hint naming the config key that fed it (see pipelines.core.hints).
+INDEX_HINTS = {
+    "root": "set data.root to a folder of class folders",
+    "split_dir": "point data.split_dir at the official split files",
+    "csv_path": "set data.csv to the annotations CSV",
+}
 
 
 def external_inputs(cfg) -> dict[str, str]:
@@ -40,12 +48,14 @@ def run_ingest(ctx) -> None:
     if d.source in ("motion", "arrow"):
         cand, classes, videos = _render(ctx, d)
         base = os.path.dirname(videos)
-    elif d.source == "folder":
-        cand = scan_folder(d.root, val_fraction=d.val_fraction, seed=ctx.seed)
-    elif d.source == "ucf":
-        cand, classes = read_split_files(d.root, d.split_dir, fold=d.fold)
     else:
-        cand = read_kinetics_csv(d.csv, d.root)
+        with config_hints(INDEX_HINTS):
+            if d.source == "folder":
+                cand = scan_folder(d.root, val_fraction=d.val_fraction, seed=ctx.seed)
+            elif d.source == "ucf":
+                cand, classes = read_split_files(d.root, d.split_dir, fold=d.fold)
+            else:
+                cand = read_kinetics_csv(d.csv, d.root)
     index, rejects = build_index(cand, classes, verify=d.verify, workers=d.probe_workers,
                                  min_frames=d.min_frames)
     if classes is None:
