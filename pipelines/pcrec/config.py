@@ -265,6 +265,38 @@ class BaselinesConfig(StrictModel):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
 
+PeerName = Literal["pop", "itemknn", "ease", "ease_joint", "als", "als_joint"]
+
+
+class PeersConfig(StrictModel):
+    """peers stage: strong simple recommenders on the same split, scored by the same protocol.
+
+    Not recgen models: popularity, ItemKNN, EASE (target only; ``ease_joint``: source + target
+    items for all users, target columns scored) and ALS (``implicit``, CPU; ``als_joint`` on the
+    merged matrix). Each grid point is fitted on split/train and scored by validation NDCG@10
+    (full ranking); the best one is refitted per seed (ALS) or reused (deterministic models).
+    Threads: ``resources.peers.num_cpus`` (default 1) for implicit, BLAS and torch.
+    """
+
+    methods: list[PeerName] = Field(
+        default_factory=lambda: ["pop", "itemknn", "ease", "ease_joint", "als", "als_joint"],
+        description="peers to fit: pop, itemknn, ease, ease_joint, als, als_joint")
+    seeds: list[int] | None = Field(None, description="None = finetune.seeds (one row per seed, "
+                                                      "deterministic peers repeat their single fit)")
+    ease_lambda: list[float] = Field(default_factory=lambda: [50.0, 200.0, 500.0, 1000.0, 3000.0],
+                                     description="EASE L2 weights tried (chosen on validation)")
+    itemknn_k: list[int] = Field(default_factory=lambda: [20, 50, 100, 200],
+                                 description="ItemKNN neighbours per item tried")
+    itemknn_shrink: list[float] = Field(default_factory=lambda: [0.0, 10.0, 100.0],
+                                        description="ItemKNN cosine shrink terms tried")
+    als_factors: list[int] = Field(default_factory=lambda: [64, 128], description="ALS factor sizes tried")
+    als_reg: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0], description="ALS L2 weights tried")
+    als_iterations: list[int] = Field(default_factory=lambda: [10, 20], description="ALS sweeps tried")
+    als_alpha: float = Field(1.0, gt=0, description="ALS confidence scale (confidence = 1 + alpha * x)")
+    max_items: int = Field(5000, ge=1, description="item-item peers (itemknn, ease, ease_joint) are "
+                                                   "skipped, with a note, above this many items (dense n^2)")
+
+
 class EvaluateConfig(StrictModel):
     """Test metrics under both protocols (full ranking; 1 positive + n sampled negatives)."""
 
@@ -300,6 +332,7 @@ class PCRecConfig(StrictModel):
     split: SplitConfig = Field(default_factory=SplitConfig)
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
+    peers: PeersConfig = Field(default_factory=PeersConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)

@@ -1,7 +1,7 @@
 """The ``pcrec`` pipeline: stage list (each helper appends its own stages, in data-flow order).
 
 ingest -> kcore -> split -> graph -> sample -> pretrain -> target_embed -> finetune -> baselines
--> evaluate -> recommend -> report (see /docs/architecture.md and the shared data contracts).
+-> peers -> evaluate -> recommend -> report (see /docs/architecture.md and the shared data contracts).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pipelines.pcrec.stages.sample import run_sample
 from pipelines.pcrec.stages.target_embed import run_target_embed
 from pipelines.pcrec.stages.baselines import run_baselines
 from pipelines.pcrec.stages.evaluate import run_evaluate
+from pipelines.pcrec.stages.peers import run_peers
 from pipelines.pcrec.stages.finetune import run_finetune
 from pipelines.pcrec.stages.recommend import run_recommend
 from pipelines.pcrec.stages.report import run_report
@@ -47,13 +48,16 @@ PIPELINE = Pipeline(
         Stage("baselines", run_baselines, inputs=("kcore", "split"),
               config_keys=("finetune", "baselines"), kind="driver",
               description="LightGCN on the target only; MF on source+target merged (joint)"),
-        Stage("evaluate", run_evaluate, inputs=("kcore", "split", "finetune", "baselines"),
+        Stage("peers", run_peers, inputs=("kcore", "split"), config_keys=("peers", "finetune"),
+              description="peers on the same split: popularity, ItemKNN, EASE (target, joint), "
+                          "ALS (implicit); grids chosen on validation"),
+        Stage("evaluate", run_evaluate, inputs=("kcore", "split", "finetune", "baselines", "peers"),
               config_keys=("evaluate",),
               description="test HR/NDCG@{5,10,20}, MRR: full ranking and 1+99 sampled, per user"),
-        Stage("recommend", run_recommend, inputs=("kcore", "split", "finetune", "baselines"),
+        Stage("recommend", run_recommend, inputs=("kcore", "split", "finetune", "baselines", "peers"),
               config_keys=("recommend",),
               description="top-K unseen target items per user (model chosen on validation)"),
-        Stage("report", run_report, inputs=("evaluate", "finetune", "baselines", "pretrain"),
+        Stage("report", run_report, inputs=("evaluate", "finetune", "baselines", "peers", "pretrain"),
               config_keys=("report",), kind="driver",  # driver: the table prints without Ray prefixes
               description="method x metric table, gains over BPR-MF over seeds, plots, report.md"),
     ],

@@ -154,12 +154,12 @@ def test_tiny_pcrec_on_s3_cached_rerun_and_artifacts_ls_show(ray_local, s3_root,
             "--artifacts", uri]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "0 cached, 12 computed" in out, out
+    assert "0 cached, 13 computed" in out, out
     assert list(tmp_path.iterdir()) == []
     keys = srv.keys(prefix + "/")
     assert not [k for k in keys if ".tmp-" in k], [k for k in keys if ".tmp-" in k]
     manifests = [k for k in keys if k.endswith(MANIFEST)]
-    assert len(manifests) == 12
+    assert len(manifests) == 13
     scratch = [k for k in keys if k.startswith(f"{prefix}/_scratch/pcrec/")]
     # in-process training uploaded its checkpoints and finished-run results
     assert any("/pretrain/" in k and k.endswith("/state.pt") for k in scratch), scratch
@@ -168,14 +168,14 @@ def test_tiny_pcrec_on_s3_cached_rerun_and_artifacts_ls_show(ray_local, s3_root,
 
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "12 cached, 0 computed" in out, out
-    assert out.count("cache hit") == 12
+    assert "13 cached, 0 computed" in out, out
+    assert out.count("cache hit") == 13
 
     assert main(["artifacts", "ls", "pcrec", "--artifacts", uri]) == 0
     ls = capsys.readouterr().out
     listed = [line.split()[1] for line in ls.splitlines() if line.startswith("pcrec")]
     assert sorted(listed) == sorted(["ingest", "kcore", "split", "graph", "sample", "pretrain", "target_embed",
-                                     "finetune", "baselines", "evaluate", "recommend", "report"]), ls
+                                     "finetune", "baselines", "peers", "evaluate", "recommend", "report"]), ls
     assert all("*" in line for line in ls.splitlines() if line.startswith("pcrec"))
     assert main(["artifacts", "show", "pcrec", "evaluate", "--artifacts", uri]) == 0
     m = json.loads(capsys.readouterr().out)

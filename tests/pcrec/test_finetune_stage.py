@@ -123,6 +123,13 @@ def test_chain_finetune_to_report(world, tmp_path, ray_local):
         met.query("method == 'bpr_mf' and seed == 0 and protocol == 'full' and metric == 'ndcg@10'").value.iloc[0])
     # sampled protocol ranks among 1 + n candidates
     assert pu[pu.protocol == "sampled"]["rank"].max() <= cfg.evaluate.sampled_negatives
+    assert ev.manifest["stats"]["sampled_short_users"] == 0
+    # a catalogue smaller than the requested negatives: every user gets all its negatives, no crash
+    big = rec_config(evaluate=cfg.evaluate.model_copy(update={"sampled_negatives": 40}))
+    ev40 = _run(run_evaluate, "evaluate", store, inputs, big, tmp_path, fp="evaluate40" + "0" * 6)
+    s40 = ev40.df("per_user").query("protocol == 'sampled'")
+    assert (s40.n_candidates < 40).all() and (s40["rank"] <= s40.n_candidates).all()
+    assert ev40.manifest["stats"]["sampled_short_users"] == len(td.test_u)
 
     rc = _run(run_recommend, "recommend", store, inputs, cfg, tmp_path)
     top = rc.df("topk")
