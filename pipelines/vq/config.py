@@ -46,6 +46,10 @@ class VQTrainConfig(StrictModel):
     batch_size: int = Field(64, ge=1, description="images per step and worker")
     lr: float = Field(2e-3, gt=0, description="Adam learning rate")
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (None: the whole training set)")
+    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: decay to lr_min_factor*lr over all epochs")
+    lr_min_factor: float = Field(0.05, ge=0, le=1, description="final learning rate of the cosine schedule, as a share of lr")
+    val_images: int = Field(0, ge=0, description="training images held out for a per-epoch validation NMSE (0: none)")
+    patience: int | None = Field(None, ge=1, description="stop after this many epochs without a better validation NMSE")
     trainer: TrainerConfig = TrainerConfig()
 
 
@@ -65,6 +69,9 @@ class PriorConfig(StrictModel):
     epochs: int = Field(6, ge=1, description="prior training epochs")
     batch_size: int = Field(64, ge=1, description="code maps per step and worker")
     lr: float = Field(2e-3, gt=0, description="Adam learning rate")
+    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: decay to lr_min_factor*lr over all epochs")
+    lr_min_factor: float = Field(0.05, ge=0, le=1, description="final learning rate of the cosine schedule, as a share of lr")
+    patience: int | None = Field(None, ge=1, description="stop after this many epochs without better held-out bits")
     threads: int = Field(1, ge=1, description="torch threads per worker")
     trainer: TrainerConfig = TrainerConfig()
 
@@ -86,7 +93,9 @@ class SampleConfig(StrictModel):
 class EvaluateConfig(StrictModel):
     threshold: float = Field(0.8, ge=0, le=1, description="rejection: keep p(intended class) >= threshold")
     k: int = Field(3, ge=1, description="k of the k-NN precision / recall")
-    max_real: int = Field(1000, ge=10, description="real test images for precision / recall")
+    max_real: int = Field(1000, ge=10, description="real test images for FID and precision / recall")
+    curve_thresholds: list[float] = Field([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99],
+                                          description="thresholds of the acceptance-rate curve")
 
 
 class VQConfig(StrictModel):

@@ -13,12 +13,14 @@ from pipelines.vq.config import VQConfig
 from pipelines.vq.dag import PIPELINE
 
 
-def _digits_npz(path):
+def _digits_npz(path, labels=True, unlabelled=0):
     from sklearn.datasets import load_digits
 
     d = load_digits()
     imgs = (d.images[:300] / 16.0 * 255).astype(np.uint8)
-    np.savez(path, images=imgs, labels=d.target[:300])
+    y = d.target[:300].copy()
+    y[:unlabelled] = -1
+    np.savez(path, images=imgs, **({"labels": y} if labels else {}))
 
 
 def _cfg(data_path, model):
@@ -48,10 +50,24 @@ def test_vqvae2_pipeline_end_to_end(ray_local, tmp_path):
     assert m["levels"] == 2 and 0 < m["test_nmse"] < 10 and m["test_codes_used_l0"] >= 1
     assert m["prior_bits_per_code_l0"] > 0 and m["prior_bits_per_code_l1"] > 0
     assert 0 <= m["acceptance_rate"] <= 1 and m["sample_count"] == 20
+    # honest sample metrics: a scorer that did not filter, FID / CAS / PR before and after
+    assert m["filter_train_images"] + m["scorer_train_images"] == len(codes[codes.split == "train"])
+    for k in ("fid_before", "cas_before", "precision_before", "recall_before", "scorer_test_accuracy"):
+        assert m[k] is not None and m[k] >= 0, k
+    from pipelines.vq.stages.classifier import load_classifier
+    from components.vq.sample_metrics import assert_independent
+
+    cls = res.artifact("train_classifier")
+    assert_independent(load_classifier(cls, "classifier"), load_classifier(cls, "scorer"))
+    curve = res.artifact("evaluate").json("acceptance_curve")
+    assert len(curve) == 12 and curve[0]["acceptance_rate"] == 1.0
+    assert [r["accepted"] for r in curve] == sorted((r["accepted"] for r in curve), reverse=True)
     samples = res.artifact("sample").df("samples")
     assert sorted(samples.intended_label.unique().tolist()) == list(range(10))
     report = open(res.artifact("report").path("report.md")).read()
     assert "![samples](samples.png)" in report and "test_nmse" in report
+    assert "judged independently" in report and "| threshold | accepted |" in report
+    assert "![curves](curves.png)" in report
     with open(res.artifact("report").path("samples.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     # rerun: everything is a cache hit
@@ -65,3 +81,18 @@ def test_ingest_of_a_truncated_idx_file_fails_clearly(ray_local, tmp_path):
     with pytest.raises(InputError, match="train-images-idx3-ubyte: truncated data"):
         run_pipeline(PIPELINE, _cfg(tmp_path, "vqvae"), str(tmp_path / "art"), until="ingest", echo=False)
     assert not list((tmp_path / "art" / "vq" / "ingest").glob("*/_manifest.json"))
+
+
+def test_unlabelled_images(ray_local, tmp_path):
+    """Partly unlabelled: a clear error before the priors train. Unlabelled: unconditional priors."""
+    _digits_npz(tmp_path / "mixed.npz", unlabelled=5)
+    with pytest.raises(InputError, match=r"mixed\.npz: 5 of 300 images have no class label.*class_conditional=false"):
+        run_pipeline(PIPELINE, _cfg(tmp_path / "mixed.npz", "vqvae"), str(tmp_path / "art"),
+                     until="train_priors", echo=False)
+    assert not list((tmp_path / "art" / "vq" / "train_priors").glob("*/_manifest.json"))
+    _digits_npz(tmp_path / "none.npz", labels=False)
+    res = run_pipeline(PIPELINE, _cfg(tmp_path / "none.npz", "vqvae"), str(tmp_path / "art2"), echo=False)
+    m = res.artifact("evaluate").json("metrics")
+    assert m["sample_count"] == 200 and m.get("acceptance_rate") is None     # sample.n, no classes
+    assert (res.artifact("sample").df("samples").intended_label == -1).all()
+    assert "no labels" in open(res.artifact("report").path("report.md")).read()

@@ -11,6 +11,8 @@ from components.vq.data import from_frame, from_model_output, to_model_input
 from components.vq.grid import save_grid
 from components.vq.metrics import prior_bits_per_dim, reconstruction_metrics
 from components.vq.rejection import precision_recall, predict, reject
+from components.vq.sample_metrics import (acceptance_curve, assert_independent,
+                                          classification_accuracy_score, frechet_distance)
 from pipelines.vq.stages.classifier import load_classifier
 from pipelines.vq.stages.common import codes_of, images_of, load_priors, load_vqvae
 from pipelines.core.train import load_state
@@ -41,8 +43,10 @@ def run_evaluate(ctx) -> None:
     cdf = ctx.input("extract_codes").df("codes")
     te = cdf[cdf.split == "test"]
     shapes = code_shapes(size, vq.levels)
+    if priors[-1].spec.n_classes:       # train_priors refuses unlabelled maps for class priors
+        te = te[te.label >= 0]
     codes = codes_of(te, vq.levels, shapes)
-    lab = torch.from_numpy(te.label.to_numpy(copy=True)).clamp_min(0)
+    lab = torch.from_numpy(te.label.to_numpy(copy=True))
     total_bits = 0.0
     for l, p in enumerate(priors):
         upper = codes[l + 1] if l + 1 < len(priors) else None
@@ -52,36 +56,90 @@ def run_evaluate(ctx) -> None:
     m["prior_bits_per_image"] = total_bits
     m["prior_bits_per_pixel_dim"] = total_bits / (size * size * xt.shape[1])
 
-    # classifier on real and generated images, rejection sampling, precision / recall
+    # samples: the filter rejects, an independent scorer grades (never the same classifier)
     cls_art = ctx.input("train_classifier")
     info = cls_art.json("classifier")
     s = ctx.input("sample").df("samples")
     m["sample_count"] = len(s)
     m["samples_per_s"] = ctx.input("sample").manifest.get("stats", {}).get("samples_per_s")
+    curve = []
     if info.get("trained"):
-        clf = load_classifier(cls_art)
-        m["classifier_test_accuracy"] = info["test_accuracy"]
-        pix, _, _ = from_frame(s.assign(label=s.intended_label, image_id=s.sample_id))
-        xs = to_model_input(pix, size)
-        probs, feats = predict(clf, xs)
-        _, real_feats = predict(clf, xt[: cfg.evaluate.max_real])
-        intended = torch.from_numpy(s.intended_label.to_numpy(copy=True))
-        if (intended >= 0).all():
-            r = reject(probs, intended, cfg.evaluate.threshold)
-            m.update(rejection_threshold=cfg.evaluate.threshold, acceptance_rate=r.acceptance_rate,
-                     sample_accuracy_before=r.accuracy_before, sample_accuracy_after=r.accuracy_after)
-            pb, rb = precision_recall(real_feats.numpy(), feats.numpy(), cfg.evaluate.k)
-            pa, ra = precision_recall(real_feats.numpy(), feats[r.keep].numpy(), cfg.evaluate.k)
-            m.update(precision_before=pb, recall_before=rb, precision_after=pa, recall_after=ra)
-            kept = pix[r.keep.numpy()]
-            if len(kept):
-                save_grid(ctx.out.path("accepted.png"), kept[:100], ncol=10)
-        else:
-            pb, rb = precision_recall(real_feats.numpy(), feats.numpy(), cfg.evaluate.k)
-            m.update(precision_before=pb, recall_before=rb)
+        curve = _sample_metrics(ctx, m, info, s, xt, yt)
+    m = _finite(m)
+    ctx.out.write_json("acceptance_curve", [_finite(r) for r in curve])
+    if curve:
+        _plot_curve(ctx.out.path("acceptance_curve.png"), curve)
     m = _finite(m)
     ctx.out.write_json("metrics", m)
     ctx.out.stats(**{k: v for k, v in m.items() if isinstance(v, (int, float)) and v is not None})
     ctx.log("test nmse %.4f, bottom perplexity %.1f, bits/code %s, acceptance %s",
             m["test_nmse"], m["test_perplexity_l0"],
             [round(m[f"prior_bits_per_code_l{l}"], 3) for l in range(vq.levels)], m.get("acceptance_rate"))
+
+
+def _sample_metrics(ctx, m: dict, info: dict, s, xt, yt) -> list[dict]:
+    """Rejection with the filter; accuracy, acceptance curve, CAS, FID and precision / recall
+    judged by the scorer (a classifier trained on the other half of the real images)."""
+    cfg = ctx.cfg
+    ev = cfg.evaluate
+    cls_art = ctx.input("train_classifier")
+    filt, scorer = load_classifier(cls_art, "classifier"), load_classifier(cls_art, "scorer")
+    assert_independent(filt, scorer)
+    m.update(filter_test_accuracy=info["classifier"]["test_accuracy"],
+             scorer_test_accuracy=info["scorer"]["test_accuracy"],
+             filter_train_images=info["classifier"]["train_images"],
+             scorer_train_images=info["scorer"]["train_images"])
+    pix, _, _ = from_frame(s.assign(label=s.intended_label, image_id=s.sample_id))
+    xs = to_model_input(pix, cfg.data.image_size)
+    f_probs, _ = predict(filt, xs)
+    s_probs, s_feats = predict(scorer, xs)
+    real = xt[: ev.max_real]
+    _, real_feats = predict(scorer, real)
+    real_feats, s_feats = real_feats.numpy(), s_feats.numpy()
+    m["fid_real_count"] = len(real_feats)
+    m["fid_before"] = frechet_distance(real_feats, s_feats)
+    pb, rb = precision_recall(real_feats, s_feats, ev.k)
+    m.update(precision_before=pb, recall_before=rb)
+    intended = torch.from_numpy(s.intended_label.to_numpy(copy=True))
+    if not (intended >= 0).all():        # unconditional samples: no intended class to check
+        return []
+    n_classes = int(f_probs.shape[1])
+    r = reject(f_probs, intended, ev.threshold)
+    correct = s_probs.argmax(1) == intended
+    keep = r.keep
+    m.update(rejection_threshold=ev.threshold, acceptance_rate=r.acceptance_rate,
+             accepted_count=int(keep.sum()),
+             sample_accuracy_before=float(correct.float().mean()),
+             sample_accuracy_after=float(correct[keep].float().mean()) if keep.any() else float("nan"),
+             filter_self_accuracy_after=r.accuracy_after)
+    fit_kw = dict(width=cfg.classifier.width, epochs=cfg.classifier.epochs,
+                  batch_size=cfg.classifier.batch_size, lr=cfg.classifier.lr, seed=ctx.seed)
+    m["cas_before"] = classification_accuracy_score(xs, intended, xt, yt, n_classes, **fit_kw)
+    m["cas_after"] = (classification_accuracy_score(xs[keep], intended[keep], xt, yt, n_classes, **fit_kw)
+                      if keep.sum() >= 2 else float("nan"))
+    m["fid_after"] = frechet_distance(real_feats, s_feats[keep.numpy()])
+    pa, ra = precision_recall(real_feats, s_feats[keep.numpy()], ev.k)
+    m.update(precision_after=pa, recall_after=ra)
+    kept = pix[keep.numpy()]
+    if len(kept):
+        save_grid(ctx.out.path("accepted.png"), kept[:100], ncol=10)
+    return acceptance_curve(f_probs, intended, ev.curve_thresholds, s_probs)
+
+
+def _plot_curve(path: str, curve: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = [r["threshold"] for r in curve]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(t, [r["acceptance_rate"] for r in curve], "o-", label="acceptance rate (filter)")
+    ax.plot(t, [r.get("scorer_accuracy") for r in curve], "s--", label="accuracy of kept (scorer)")
+    ax.set_xlabel("threshold on p_filter(intended class)")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -7,6 +7,8 @@ import time
 import pandas as pd
 import torch
 
+from components.errors import InputError
+
 from pipelines.core import train as rt
 from pipelines.vq.stages.common import codes_of, prior_kwargs
 
@@ -15,26 +17,38 @@ def prior_train_loop(config: dict) -> None:
     """Per-worker loop: one Adam over the priors of every level (their losses are independent)."""
     from components.vq.build import build_priors, prior_losses
     from components.vq.quantizer import all_reduce_mean_grads
+    from components.vq.schedule import lr_at, no_improvement_for, set_lr
 
     s = rt.Session(config["seed"], config["threads"], use_gpu=config["use_gpu"])
     df = pd.read_parquet(config["codes_path"])
     L, shapes = config["kwargs"]["levels"], config["shapes"]
     tr, te = df[df.split == "train"], df[df.split == "test"]
     codes_tr = [s.to_device(c) for c in codes_of(tr, L, shapes)]
-    lab_tr = s.to_device(torch.from_numpy(tr.label.to_numpy(copy=True)).clamp_min(0))
+    # labels are only read by class-conditional priors; run_train_priors refused -1 for those
+    lab_tr = s.to_device(torch.from_numpy(tr.label.to_numpy(copy=True)))
     codes_te = [s.to_device(c) for c in codes_of(te, L, shapes)]
-    lab_te = s.to_device(torch.from_numpy(te.label.to_numpy(copy=True)).clamp_min(0))
+    lab_te = s.to_device(torch.from_numpy(te.label.to_numpy(copy=True)))
     priors = PriorStack(build_priors(**config["kwargs"]))
     opt = torch.optim.Adam(priors.parameters(), lr=config["lr"])
     start, history = s.restore(priors=priors, opt=opt)
     model = core = s.prepare(priors, ddp=False)   # gradients all-reduced by hand, as in train_vq
     n_te = len(codes_te[0])
+    per_epoch = len(s.shard(len(codes_tr[0]), config["batch_size"], 0))
+    total = per_epoch * config["epochs"]
+
+    def held_out(h):
+        return sum(h[f"test_bits_l{lvl}"] for lvl in range(L))
+
     for epoch in range(start, config["epochs"]):
+        if n_te and no_improvement_for([held_out(h) for h in history], config["patience"]):
+            break                                          # a resumed run that had already stopped
         model.train()
         batches = s.shard(len(codes_tr[0]), config["batch_size"], epoch)
         tot = [0.0] * L
         t0 = time.perf_counter()
-        for idx in batches:
+        for i, idx in enumerate(batches):
+            set_lr(opt, lr_at(config["lr"], epoch * per_epoch + i, total, config["lr_schedule"],
+                              config["lr_min_factor"]))
             idx = s.to_device(idx)
             losses = model.forward_losses([c[idx] for c in codes_tr], lab_tr[idx])
             loss = sum(losses)
@@ -51,7 +65,7 @@ def prior_train_loop(config: dict) -> None:
                 sl = slice(lo, lo + 256)
                 ls = prior_losses(list(core), [c[sl] for c in codes_te], lab_te[sl])
                 held = [a + float(b) * len(codes_te[0][sl]) for a, b in zip(held, ls)]
-        m = {"epoch": epoch, "steps": len(batches), "seconds": dt}
+        m = {"epoch": epoch, "steps": len(batches), "seconds": dt, "lr": opt.param_groups[0]["lr"]}
         for lvl in range(L):
             m[f"train_bits_l{lvl}"] = s.all_mean(tot[lvl] / max(len(batches), 1)) / math.log(2)
             m[f"test_bits_l{lvl}"] = held[lvl] / max(n_te, 1) / math.log(2)
@@ -59,6 +73,21 @@ def prior_train_loop(config: dict) -> None:
         s.report(m, s.state(epoch, history, priors=core, opt=opt),
                  progress=f"priors epoch {epoch + 1}/{config['epochs']}: held-out bits/code "
                           + ", ".join(f"l{lvl} {m[f'test_bits_l{lvl}']:.3f}" for lvl in range(L)))
+        if n_te and no_improvement_for([held_out(h) for h in history], config["patience"]):
+            break                                          # held-out bits stopped improving
+
+
+def check_labelled(codes: pd.DataFrame, n_classes: int, data_path: str) -> None:
+    """Class-conditional priors need a class for every code map: refuse unlabelled (-1) or
+    out-of-range labels before training, instead of silently folding them into class 0."""
+    lab = codes.label.to_numpy()
+    bad = (lab < 0) | (lab >= n_classes)
+    if bad.any():
+        raise InputError(
+            f"{int(bad.sum())} of {len(lab)} images have no class label (-1) or a label outside "
+            f"0..{n_classes - 1}, but the priors are class-conditional", path=data_path,
+            fix="label every image (or drop the unlabelled ones), or train unconditional priors "
+                "with --set prior.class_conditional=false")
 
 
 class PriorStack(torch.nn.ModuleList):
@@ -76,10 +105,13 @@ def run_train_priors(ctx) -> None:
     levels = art.json("levels")
     n_classes = ctx.input("ingest").json("classes")["n_classes"]
     kwargs = prior_kwargs(cfg, n_classes)
+    if kwargs["n_classes"]:
+        check_labelled(art.df("codes"), n_classes, cfg.data.path)
     loop_cfg = {"codes_path": art.path("codes.parquet"), "kwargs": kwargs,
                 "shapes": [tuple(s) for s in levels["shapes"]], "seed": ctx.seed, "threads": cfg.prior.threads,
                 "lr": cfg.prior.lr, "epochs": cfg.prior.epochs, "batch_size": cfg.prior.batch_size,
-                "use_gpu": cfg.prior.trainer.use_gpu}
+                "use_gpu": cfg.prior.trainer.use_gpu, "lr_schedule": cfg.prior.lr_schedule,
+                "lr_min_factor": cfg.prior.lr_min_factor, "patience": cfg.prior.patience}
     result = rt.fit(ctx, prior_train_loop, loop_cfg, cfg.prior.trainer, name="priors")
     state = rt.final_state(result)
     sd = state["priors"]

@@ -26,7 +26,7 @@ def run_report(ctx) -> None:
     pr_hist = ctx.input("train_priors").df("history")
     copied = set()
     for art, name in ((ctx.input("sample"), "samples.png"), (ctx.input("evaluate"), "reconstructions.png"),
-                      (ctx.input("evaluate"), "accepted.png")):
+                      (ctx.input("evaluate"), "accepted.png"), (ctx.input("evaluate"), "acceptance_curve.png")):
         try:
             shutil.copyfile(art.path(name), ctx.out.path(name))
             copied.add(name)
@@ -37,7 +37,11 @@ def run_report(ctx) -> None:
              f"{'EMA' if m['ema'] else 'loss-based'} codebook)", "",
              "## Metrics (held-out test images)", "", "| metric | value |", "| --- | --- |"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in m.items()]
-    lines += ["", "## VQ training", "", _md_table(vq_hist), "",
+    lines += ["", *_honest_section(m, ctx.input("evaluate").json("acceptance_curve"),
+                                   "acceptance_curve.png" in copied)]
+    _plot_curves(ctx.out.path("curves.png"), vq_hist, pr_hist, L)
+    lines += ["", "## Training curves", "", "![curves](curves.png)", "",
+              "## VQ training", "", _md_table(vq_hist), "",
               "## Prior training (bits per code)", "", _md_table(pr_hist), "",
               "## Reconstructions (top: real, bottom: reconstructed)", "", "![reconstructions](reconstructions.png)", "",
               "## Samples (one row per intended class)", "", "![samples](samples.png)", ""]
@@ -49,3 +53,75 @@ def run_report(ctx) -> None:
         f.write("\n".join(lines))
     ctx.out.write_json("metrics", m)
     ctx.log("report.md written")
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f} %"
+
+
+def _honest_section(m: dict, curve: list[dict], have_plot: bool) -> list[str]:
+    """What rejection buys, judged by a classifier that did not filter (see evaluate)."""
+    if m.get("scorer_test_accuracy") is None:
+        return ["## Samples", "", f"{m.get('sample_count')} samples; no labels, so no classifier "
+                "metrics (FID, CAS, rejection) were computed.", ""]
+    out = ["## Samples, judged independently", "",
+           f"{m['sample_count']} samples, {m.get('accepted_count', 'n/a')} accepted at p_filter(intended class) >= "
+           f"{m.get('rejection_threshold')}. The **filter** (trained on {m['filter_train_images']} real images, "
+           f"test accuracy {_pct(m['filter_test_accuracy'])}) only rejects; the **scorer** (the other "
+           f"{m['scorer_train_images']} images, another seed, test accuracy {_pct(m['scorer_test_accuracy'])}) "
+           f"grades the samples and gives the feature space of FID and precision / recall "
+           f"({m['fid_real_count']} real test images). CAS trains a fresh classifier on the samples only "
+           "and tests it on the real test images.", "",
+           "| | all samples | after rejection |", "| --- | --- | --- |",
+           f"| count | {m['sample_count']} | {m.get('accepted_count', 'n/a')} |",
+           f"| scorer accuracy (argmax = intended class) | {_pct(m.get('sample_accuracy_before'))} | {_pct(m.get('sample_accuracy_after'))} |",
+           f"| CAS (train on samples, test on real) | {_pct(m.get('cas_before'))} | {_pct(m.get('cas_after'))} |",
+           f"| FID (scorer features, vs test set; lower is better) | {_fmt(m.get('fid_before'))} | {_fmt(m.get('fid_after'))} |",
+           f"| precision (fidelity) | {_fmt(m.get('precision_before'))} | {_fmt(m.get('precision_after'))} |",
+           f"| recall (diversity) | {_fmt(m.get('recall_before'))} | {_fmt(m.get('recall_after'))} |",
+           "", f"For reference, the filter's own accuracy on the samples it kept is "
+           f"{_pct(m.get('filter_self_accuracy_after'))}: true by construction for thresholds >= 0.5, "
+           "so it is not a quality measure.", ""]
+    pa, pb, ra, rb = (m.get(k) for k in ("precision_after", "precision_before", "recall_after", "recall_before"))
+    if None not in (pa, pb, ra, rb):
+        out += [f"What rejection buys here: precision {pb:.3f} -> {pa:.3f} "
+                f"({'up' if pa > pb else 'not up'}), recall {rb:.3f} -> {ra:.3f} "
+                f"({'down' if ra < rb else 'not down'}), i.e. "
+                + ("fidelity bought with diversity." if pa > pb and ra < rb else
+                   "no clean fidelity-for-diversity trade at this sample size.") , ""]
+    if curve:
+        out += ["### Acceptance rate against the threshold", "",
+                "| threshold | accepted | acceptance rate | scorer accuracy of accepted |", "| --- | --- | --- | --- |"]
+        out += [f"| {r['threshold']:g} | {r['accepted']} | {_pct(r['acceptance_rate'])} | {_pct(r.get('scorer_accuracy'))} |"
+                for r in curve]
+        out += [""] + (["![acceptance curve](acceptance_curve.png)", ""] if have_plot else [])
+    return out
+
+
+def _plot_curves(path: str, vq_hist, pr_hist, levels: int) -> None:
+    """Reconstruction NMSE, bottom perplexity and held-out prior bits per code, per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(11, 3))
+    ax[0].plot(vq_hist.epoch, vq_hist.nmse, "o-", label="train")
+    if "val_nmse" in vq_hist:
+        ax[0].plot(vq_hist.epoch, vq_hist.val_nmse, "s-", label="validation")
+    ax[0].set_yscale("log")
+    ax[0].set_title("reconstruction NMSE")
+    for l in range(levels):
+        if f"perplexity_l{l}" in vq_hist:
+            ax[1].plot(vq_hist.epoch, vq_hist[f"perplexity_l{l}"], "o-", label=f"level {l}")
+        if f"test_bits_l{l}" in pr_hist:
+            ax[2].plot(pr_hist.epoch, pr_hist[f"test_bits_l{l}"], "o-", label=f"level {l} held-out")
+    ax[1].set_title("code perplexity (train)")
+    ax[2].set_title("prior bits per code")
+    for a in ax:
+        a.set_xlabel("epoch")
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -19,21 +19,30 @@ def vq_train_loop(config: dict) -> None:
     No DDP: gradients are all-reduced by hand because the quantisers all-reduce their EMA
     statistics inside forward (replicas apply the same codebook update).
     """
+    from components.vq.metrics import reconstruction_metrics
     from components.vq.quantizer import all_reduce_mean_grads, reset_restarted_state, usage_stats
+    from components.vq.schedule import lr_at, no_improvement_for, set_lr
 
     s = rt.Session(config["seed"], config["threads"], use_gpu=config["use_gpu"])
     x, _, _ = images_of(pd.read_parquet(config["images_path"]), config["image_size"], "train")
+    x, xv = split_validation(x, config["val_images"], config["seed"])
     model = HierarchicalVQVAE(config["spec"])
     opt = torch.optim.Adam(model.parameters(), lr=config["lr"])
     start, history = s.restore(model=model, opt=opt)
     model = s.prepare(model, ddp=False)
     var = config["data_variance"]
+    per_epoch = len(s.shard(len(x), config["batch_size"], 0)[: config["max_steps"] or None])
+    total = per_epoch * config["epochs"]
     for epoch in range(start, config["epochs"]):
+        if no_improvement_for([h["val_nmse"] for h in history if "val_nmse" in h], config["patience"]):
+            break                                          # a resumed run that had already stopped
         model.train()
         batches = s.shard(len(x), config["batch_size"], epoch)[: config["max_steps"] or None]
         sums, seen, counts = {"loss": 0.0, "recon": 0.0}, 0, None
         t0 = time.perf_counter()
-        for idx in batches:
+        for i, idx in enumerate(batches):
+            set_lr(opt, lr_at(config["lr"], epoch * per_epoch + i, total, config["lr_schedule"],
+                              config["lr_min_factor"]))
             out = model(s.to_device(x[idx]))
             opt.zero_grad()
             out.loss.backward()
@@ -49,15 +58,33 @@ def vq_train_loop(config: dict) -> None:
         steps = len(batches)
         m = {"epoch": epoch, "steps": steps, "loss": s.all_mean(sums["loss"] / max(steps, 1)),
              "recon_mse": s.all_mean(sums["recon"] / max(steps, 1)),
-             "images_per_s": seen * s.world / dt if dt > 0 else 0.0, "seconds": dt}
+             "images_per_s": seen * s.world / dt if dt > 0 else 0.0, "seconds": dt,
+             "lr": opt.param_groups[0]["lr"]}
         m["nmse"] = m["recon_mse"] / var
+        if len(xv):                     # the same model on every rank: no all-reduce needed
+            val = reconstruction_metrics(model, s.to_device(xv), var)
+            m["val_nmse"] = val["nmse"]
+            m.update({f"val_{k}": v for k, v in val.items() if k.startswith(("perplexity", "codes_used"))})
         for lvl, c in enumerate(counts or []):
             st = usage_stats(c)          # counts are already summed over ranks by the quantiser
             m[f"perplexity_l{lvl}"], m[f"codes_used_l{lvl}"] = st["perplexity"], st["codes_used"]
         history.append(m)
         s.report(m, s.state(epoch, history, model=model, opt=opt),
-                 progress=f"vq epoch {epoch + 1}/{config['epochs']}: nmse {m['nmse']:.4f}, "
-                          f"perplexity {m.get('perplexity_l0', float('nan')):.0f}")
+                 progress=f"vq epoch {epoch + 1}/{config['epochs']}: nmse {m['nmse']:.4f}"
+                          + (f", val nmse {m['val_nmse']:.4f}" if "val_nmse" in m else "")
+                          + f", perplexity {m.get('perplexity_l0', float('nan')):.0f}")
+        if no_improvement_for([h["val_nmse"] for h in history if "val_nmse" in h], config["patience"]):
+            break                                          # validation stopped improving
+
+
+def split_validation(x: torch.Tensor, n_val: int, seed: int):
+    """(training images, validation images): ``n_val`` images held out by a seeded permutation."""
+    if n_val <= 0:
+        return x, x[:0]
+    if n_val >= len(x):
+        raise ValueError(f"train.val_images={n_val} leaves no training images (of {len(x)})")
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed + 1))
+    return x[perm[n_val:]], x[perm[:n_val]]
 
 
 def run_train_vq(ctx) -> None:
@@ -70,7 +97,9 @@ def run_train_vq(ctx) -> None:
                 "spec": spec, "seed": ctx.seed, "threads": cfg.train.threads, "lr": cfg.train.lr,
                 "use_gpu": cfg.train.trainer.use_gpu,
                 "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size,
-                "max_steps": cfg.train.max_steps_per_epoch, "data_variance": float(x.var())}
+                "max_steps": cfg.train.max_steps_per_epoch, "data_variance": float(x.var()),
+                "lr_schedule": cfg.train.lr_schedule, "lr_min_factor": cfg.train.lr_min_factor,
+                "val_images": cfg.train.val_images, "patience": cfg.train.patience}
     result = rt.fit(ctx, vq_train_loop, loop_cfg, cfg.train.trainer, name="vq")
     state = rt.final_state(result)
     torch.save({"spec": dataclasses.asdict(spec), "model": state["model"],
