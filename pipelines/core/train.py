@@ -227,8 +227,11 @@ class Session:
     def __init__(self, seed: int, threads: int = 1, use_gpu: bool = False, bf16: bool = False):
         import ray.train
 
-        c = ray.train.get_context()
-        self.rank, self.world = c.get_world_rank(), c.get_world_size()
+        try:
+            c = ray.train.get_context()
+            self.rank, self.world = c.get_world_rank(), c.get_world_size()
+        except Exception:  # noqa: BLE001 - Train V2's local mode inside a Tune trial has no Train context
+            self.rank, self.world = 0, 1
         self.seed, self.bf16 = int(seed), bool(bf16)
         torch.manual_seed(self.seed)
         torch.set_num_threads(max(1, int(threads)))
@@ -379,13 +382,29 @@ def report(metrics: dict[str, Any], state: dict | None = None) -> None:
         torch.save(state, tmp)
         os.replace(tmp, os.path.join(_LOCAL_DIR, CKPT_FILE))
         push_scratch(_LOCAL_DIR, CKPT_FILE)  # remote scratch: the checkpoint survives this process
-        ray.train.report(metrics)
+        _report_local(metrics)
     elif state is not None and world_rank() == 0:
         with tempfile.TemporaryDirectory() as d:
             torch.save(state, os.path.join(d, CKPT_FILE))
             ray.train.report(metrics, checkpoint=Checkpoint.from_directory(d))
     else:
         ray.train.report(metrics)
+
+
+def _report_local(metrics: dict[str, Any]) -> None:
+    """``ray.train.report`` of an in-process (local mode) run; inside a Tune trial, where Train
+    V2's local mode refuses it, the metrics go to Tune directly."""
+    import ray.train
+    from ray.tune.trainable.trainable_fn_utils import _in_tune_session
+
+    try:
+        ray.train.report(metrics)
+    except Exception:  # noqa: BLE001
+        if not _in_tune_session():
+            raise
+        import ray.tune
+
+        ray.tune.report(metrics)
 
 
 def final_state(result) -> dict | None:
