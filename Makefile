@@ -10,7 +10,7 @@ export RAY_ENABLE_UV_RUN_RUNTIME_ENV := 0
 export PYTHONUNBUFFERED := 1
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: venv demo demo-video demo-vq demo-retrain test test-fast test-cluster test-egress audit-tools bench fashion-mnist clean
+.PHONY: venv demo demo-video demo-vq demo-retrain test test-fast test-long test-cluster test-egress audit-tools bench fashion-mnist clean
 
 venv: $(STAMP)
 
@@ -57,11 +57,15 @@ audit-tools:
 # 127.0.0.1) in a third pytest process.
 test: venv fashion-mnist audit-tools
 	$(BIN)/python -m pytest -q -m egress
-	$(BIN)/python -m pytest -q -m "not cluster and not egress" --durations=15
+	$(BIN)/python -m pytest -q -m "not cluster and not egress and not long" --durations=15
 	$(BIN)/python -m pytest -q -m cluster --durations=5; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not cluster and not slow and not egress"
+
+# Searches of every pipeline and the in-process interrupted-search test (minutes each).
+test-long: venv
+	$(BIN)/python -m pytest -q -m long
 
 test-egress: venv audit-tools
 	$(BIN)/python -m pytest -q -m egress

@@ -72,6 +72,7 @@ class _InterruptOnce:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_tune_two_trials_interrupted_and_resumed(ray_local, tmp_path):
     base = read_yaml(TINY)
     base["data"]["path"] = str(REPO / base["data"]["path"])

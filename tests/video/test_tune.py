@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_video_search_two_trials_on_tiny(tmp_path):
     root = tmp_path / "art"
     t0 = time.time()
