@@ -88,14 +88,26 @@ def reject(probs: torch.Tensor, intended: torch.Tensor, threshold: float) -> Rej
     return RejectionResult(keep, float(keep.float().mean()), float(correct.float().mean()), after)
 
 
+def _dists(a: np.ndarray, b: np.ndarray, chunk: int = 1024):
+    """Euclidean distances of ``a`` to ``b`` in row chunks (memory O(chunk x len(b)))."""
+    tb = torch.from_numpy(b)
+    for s in range(0, len(a), chunk):
+        yield s, torch.cdist(torch.from_numpy(a[s:s + chunk]), tb).numpy()
+
+
 def _kth_radius(x: np.ndarray, k: int) -> np.ndarray:
-    d = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-    return np.sqrt(np.sort(d, axis=1)[:, min(k, len(x) - 1)])   # column 0 is the point itself
+    kk = min(k, len(x) - 1)                         # column 0 is the point itself
+    out = np.empty(len(x))
+    for s, d in _dists(x, x):
+        out[s:s + len(d)] = np.partition(d, kk, axis=1)[:, kk]
+    return out
 
 
 def _inside(query: np.ndarray, ref: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    d = np.sqrt(((query[:, None, :] - ref[None, :, :]) ** 2).sum(-1))
-    return (d <= radii[None, :]).any(1)
+    out = np.zeros(len(query), bool)
+    for s, d in _dists(query, ref):
+        out[s:s + len(d)] = (d <= radii[None, :]).any(1)
+    return out
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
