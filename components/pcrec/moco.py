@@ -7,6 +7,12 @@
 * the **InfoNCE** loss with temperature ``tau`` (default 0.07):
   ``-log exp(q.k+/tau) / (exp(q.k+/tau) + sum_j exp(q.n_j/tau))``.
 
+**Own stale keys are never negatives.** The queue remembers the node id of every key
+(``queue_ids``, -1 for the random initial keys); when :meth:`MoCo.forward` gets the query
+node ids, queued keys of the same node are masked out of that query's negatives (a node's
+older view is a positive, not a negative; it is in the queue whenever K is close to or above
+the number of nodes). :func:`safe_queue_size` also caps K below the node count.
+
 Under ``torch.distributed`` the keys of all workers are gathered before they are
 enqueued, so every worker keeps the same queue.
 """
@@ -22,13 +28,20 @@ from torch.nn import functional as F
 from components.errors import ConfigError
 
 
+def safe_queue_size(queue_size: int, n_nodes: int) -> int:
+    """K capped below the number of nodes that can be queried (at least 1)."""
+    return max(1, min(int(queue_size), int(n_nodes) - 1))
+
+
 def info_nce(q: torch.Tensor, k: torch.Tensor, negatives: torch.Tensor,
-             temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+             temperature: float, exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """InfoNCE loss of queries ``q`` (B, d) against positives ``k`` (B, d) and
-    shared negatives (K, d). Returns ``(mean loss, logits (B, 1+K))``; the positive is
-    column 0."""
+    shared negatives (K, d). ``exclude`` (B, K) bool drops negatives per query (their logit
+    is -inf). Returns ``(mean loss, logits (B, 1+K))``; the positive is column 0."""
     pos = (q * k).sum(dim=1, keepdim=True)
     neg = q @ negatives.t()
+    if exclude is not None:
+        neg = neg.masked_fill(exclude, float("-inf"))
     logits = torch.cat([pos, neg], dim=1) / temperature
     labels = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
     return F.cross_entropy(logits, labels), logits
@@ -68,6 +81,7 @@ class MoCo(nn.Module):
             p.requires_grad_(False)
         self.register_buffer("queue", F.normalize(torch.randn(queue_size, dim, generator=generator), dim=1))
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+        self.register_buffer("queue_ids", torch.full((queue_size,), -1, dtype=torch.long))
 
     @torch.no_grad()
     def momentum_update(self) -> None:
@@ -78,22 +92,27 @@ class MoCo(nn.Module):
             bk.copy_(bq)
 
     @torch.no_grad()
-    def enqueue(self, keys: torch.Tensor) -> None:
-        """Write ``keys`` at the queue pointer (wrapping around), oldest keys out."""
+    def enqueue(self, keys: torch.Tensor, ids: torch.Tensor | None = None) -> None:
+        """Write ``keys`` (and their node ``ids``, -1 if unknown) at the queue pointer
+        (wrapping around), oldest keys out."""
         K = self.queue.shape[0]
         keys = keys.detach()[-K:]
         n, p = keys.shape[0], int(self.queue_ptr)
         idx = (torch.arange(n, device=keys.device) + p) % K
         self.queue[idx] = keys.to(self.queue.dtype)
+        self.queue_ids[idx] = (ids[-K:].to(self.queue_ids) if ids is not None
+                               else torch.full((n,), -1, dtype=torch.long, device=keys.device))
         self.queue_ptr.fill_((p + n) % K)
 
-    def forward(self, q_inputs: tuple, k_inputs: tuple) -> torch.Tensor:
+    def forward(self, q_inputs: tuple, k_inputs: tuple, ids: torch.Tensor | None = None) -> torch.Tensor:
         """One MoCo step's loss: encode queries, momentum-update and encode keys,
-        InfoNCE against the queue, then enqueue the (all-gathered) keys."""
+        InfoNCE against the queue (minus the queued keys of each query's own node, when the
+        node ``ids`` are given), then enqueue the (all-gathered) keys with their ids."""
         q = self.encoder_q(*q_inputs)
         with torch.no_grad():
             self.momentum_update()
             k = self.encoder_k(*k_inputs)
-        loss, _ = info_nce(q, k, self.queue.clone().detach(), self.temperature)
-        self.enqueue(_gather_all(k))
+        exclude = None if ids is None else self.queue_ids[None, :] == ids.to(self.queue_ids)[:, None]
+        loss, _ = info_nce(q, k, self.queue.clone().detach(), self.temperature, exclude)
+        self.enqueue(_gather_all(k), None if ids is None else _gather_all(ids.to(self.queue_ids)))
         return loss

@@ -165,7 +165,8 @@ class PretrainConfig(StrictModel):
     degree_dim: int = Field(16, ge=0, description="degree-embedding width (0: no degree input)")
     max_degree: int = Field(128, ge=1, description="degrees above are clamped")
     pos_dim: int = Field(16, ge=0, description="Laplacian-eigenvector positional features")
-    queue_size: int = Field(16384, ge=1, description="MoCo queue length K")
+    queue_size: int = Field(16384, ge=1, description="MoCo queue length K (capped below the source node count; a query's own "
+                                                         "node's keys are masked from its negatives)")
     momentum: float = Field(0.999, ge=0, le=1, description="key-encoder momentum m")
     temperature: float = Field(0.07, gt=0, description="InfoNCE temperature tau")
     epochs: int = Field(8, ge=1, description="MoCo training epochs")

@@ -36,7 +36,7 @@ PIPELINE = Pipeline(
               description="per-domain bipartite user-item graphs (from split/train) + shared users"),
         Stage("sample", run_sample, inputs=("graph",), config_keys=("sample",),
               description="two RWR r-ego views per source query node and epoch (positive pairs)"),
-        Stage("pretrain", run_pretrain, inputs=("graph", "sample"), config_keys=("pretrain",),
+        Stage("pretrain", run_pretrain, inputs=("graph", "sample"), config_keys=("pretrain",), version=2,
               kind="driver",
               description="GIN + MoCo (InfoNCE) pre-training on the source graph with Ray Train"),
         Stage("target_embed", run_target_embed, inputs=("graph", "pretrain"),

@@ -12,7 +12,7 @@ from components.errors import ConfigError
 from components.pcrec.features import subgraph_features
 from components.pcrec.gin import GINEncoder
 from components.pcrec.graph import build_bipartite
-from components.pcrec.moco import MoCo, info_nce
+from components.pcrec.moco import MoCo, info_nce, safe_queue_size
 from components.pcrec.sampler import RWRConfig, sample_views
 
 
@@ -92,3 +92,55 @@ def test_moco_step_on_subgraphs():
     assert torch.equal(m.queue[16:], before[16:])
     for a, b in zip(k_before, m.encoder_k.parameters()):   # q == k before the step: k unchanged
         torch.testing.assert_close(a, b)
+
+
+def test_queue_size_stays_below_the_node_count():
+    assert safe_queue_size(16384, 6096) == 6095      # the ML-1M source graph
+    assert safe_queue_size(64, 1000) == 64 and safe_queue_size(8, 1) == 1
+
+
+def test_own_node_keys_in_the_queue_are_never_negatives():
+    torch.manual_seed(0)
+    m = MoCo(_Lin(), dim=2, queue_size=6, temperature=0.5)
+    old = nn.functional.normalize(torch.randn(6, 2), dim=1)
+    m.enqueue(old, torch.tensor([0, 1, 2, 3, 2, 5]))    # node 2 has two stale keys queued
+    xq, xk = torch.randn(2, 3), torch.randn(2, 3)
+    ids = torch.tensor([2, 7])
+    queue, qids = m.queue.clone(), m.queue_ids.clone()
+    loss = m((xq,), (xk,), ids)
+    # reference: the same step with each query's own keys removed from its negatives
+    q = m.encoder_q(xq)
+    with torch.no_grad():
+        k = m.encoder_k(xk)
+    want = torch.stack([info_nce(q[b:b + 1], k[b:b + 1], queue[qids != ids[b]], 0.5)[0]
+                        for b in range(2)]).mean()
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    assert (qids == 2).sum() == 2 and loss.item() != pytest.approx(
+        info_nce(q, k, queue, 0.5)[0].item(), rel=1e-5)  # the mask changed the loss
+    assert m.queue_ids.tolist()[:2] == [2, 7]           # keys enqueued with their node ids
+
+
+def test_queue_never_serves_a_key_of_the_querys_node():
+    """A long run with K larger than the node count: at every step, no query sees a key of its
+    own node among the negatives that count (finite logits)."""
+    torch.manual_seed(1)
+    m = MoCo(_Lin(), dim=2, queue_size=12, temperature=0.5)
+    seen = []
+    import components.pcrec.moco as moco_mod
+    orig = moco_mod.info_nce
+
+    def spy(q, k, negatives, temperature, exclude=None):
+        seen.append((m.queue_ids.clone(), exclude.clone()))
+        return orig(q, k, negatives, temperature, exclude)
+
+    moco_mod.info_nce = spy
+    try:
+        g = torch.Generator().manual_seed(0)
+        for _ in range(10):
+            ids = torch.randperm(5, generator=g)[:3]       # 5 nodes, K = 12 > 5
+            m((torch.randn(3, 3),), (torch.randn(3, 3),), ids)
+            qids, excl = seen[-1]
+            used = ~excl
+            assert not ((qids[None, :] == ids[:, None]) & used).any()
+    finally:
+        moco_mod.info_nce = orig

@@ -6,7 +6,9 @@ GPU) runs :func:`train_loop` data-parallel: every worker takes an equal share of
 epoch's pairs, computes GCC features (with random eigenvector sign flips), and does MoCo
 steps (query encoder by DDP-averaged gradients; key encoder by momentum; keys of all
 workers are gathered into one queue). Pre-training epoch ``e`` uses sampled epoch
-``e % sample.epochs``. Every epoch ends with a checkpoint (model, key encoder, queue,
+``e % sample.epochs``. The queue never serves a query a key of its own node: K is capped below
+the source node count (logged) and queued keys carry their node ids, masked per query
+(:mod:`components.pcrec.moco`). Every epoch ends with a checkpoint (model, key encoder, queue,
 optimiser, loss curve) under the stage's scratch dir; a re-run after a killed driver, or
 Ray Train after a worker failure, resumes from it. All randomness is a function of
 ``(seed, epoch)``, so a resumed run ends in the same state as an uninterrupted one.
@@ -33,7 +35,7 @@ from components.errors import InputError
 from components.pcrec.encode import embed_nodes
 from components.pcrec.features import subgraph_features
 from components.pcrec.gin import GINEncoder
-from components.pcrec.moco import MoCo
+from components.pcrec.moco import MoCo, safe_queue_size
 from components.pcrec.subgraphs import SubgraphBatch
 from pipelines.core import train as rt
 from pipelines.pcrec.config import PretrainConfig
@@ -88,7 +90,8 @@ def train_loop(config: dict) -> None:
             q, k = v0.select(idx), v1.select(idx)
             fq = s.to_device(subgraph_features(q, cfg.pos_dim, sign_flip=True, generator=fgen))
             fk = s.to_device(subgraph_features(k, cfg.pos_dim, sign_flip=True, generator=fgen))
-            loss = model((q.to_dgl(), fq.x, fq.degree), (k.to_dgl(), fk.x, fk.degree))
+            loss = model((q.to_dgl(), fq.x, fq.degree), (k.to_dgl(), fk.x, fk.degree),
+                         s.to_device(q.query))   # query node ids: own stale keys are masked
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -117,6 +120,12 @@ def run_pretrain(ctx) -> None:
 
     cfg = ctx.cfg.pretrain
     table = ctx.input("sample").table("train")
+    g = load_graph(ctx.input("graph"), "source")
+    K = safe_queue_size(cfg.queue_size, g.num_nodes)
+    if K != cfg.queue_size:
+        ctx.log("NOTE: MoCo queue capped at K=%d (pretrain.queue_size=%d >= %d source nodes would "
+                "queue each node's own stale keys as its negatives)", K, cfg.queue_size, g.num_nodes)
+        cfg = cfg.model_copy(update={"queue_size": K})
     ctx.log("pre-training on %d view pairs per sampled epoch x %d epochs, %d worker(s)",
             table.num_rows // 2 // max(1, ctx.cfg.sample.epochs), cfg.epochs, cfg.trainer.num_workers)
     result = rt.fit(ctx, train_loop, {"cfg": cfg, "seed": ctx.seed, "data_ref": ray.put(table)},
@@ -125,7 +134,6 @@ def run_pretrain(ctx) -> None:
     moco = build_moco(cfg, ctx.seed)
     moco.load_state_dict(state["moco"])
     encoder = moco.encoder_q
-    g = load_graph(ctx.input("graph"), "source")
     rwr = rwr_config(ctx.cfg.sample)
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)   # this runs in the driver: do not oversubscribe the CPUs
