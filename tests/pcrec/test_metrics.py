@@ -114,7 +114,7 @@ def test_sampled_candidates_are_distinct_negatives():
     assert c.shape == (len(U), 8)
     assert all(len(set(row)) == 8 for row in c)
     assert not excl.contains(np.repeat(np.arange(len(U)), 8), c.ravel()).any()
-    with pytest.raises(InputError, match="sampled_negatives"):
+    with pytest.raises(InputError, match="29 sampled negatives requested"):   # names n
         sample_candidates(np.arange(len(U)), excl, 29, rng)
 
 
