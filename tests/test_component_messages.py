@@ -27,11 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # (file, key) -> why it may stay. Keep this short: each entry is a message a user of the
 # component (not of the pipeline) cannot act on.
 ALLOWED: dict[tuple[str, str], str] = {
-    # Pending: components/vq is being reworked by others (issue 16 follow-up). These need
-    # param="path"/"fmt" with hints naming path/fmt, and pipelines/vq/stages/ingest.py mapping
-    # them to data.path / data.format with config_hints.
-    ("components/vq/data.py", "data.path"): "pending (components/vq under edit elsewhere)",
-    ("components/vq/data.py", "data.format"): "pending (components/vq under edit elsewhere)",
 }
 
 

@@ -91,8 +91,8 @@ def read_idx_dir(root) -> ImageSet:
     imgs, labs, splits = [], [], []
     files = sorted(p for p in root.iterdir() if re.search(r"-images-idx3-ubyte(\.gz)?$", p.name))
     if not files:
-        raise InputError("no *-images-idx3-ubyte[.gz] files", path=str(root),
-                         fix="point data.path at a folder with idx files, an .npz or class folders")
+        raise InputError("no *-images-idx3-ubyte[.gz] files", path=str(root), param="path",
+                         fix="pass a folder with idx files, an .npz file or class folders as path")
     for f in files:
         prefix = f.name.split("-images-")[0]
         lab_files = [p for p in root.iterdir() if re.fullmatch(re.escape(prefix) + r"-labels-idx1-ubyte(\.gz)?", p.name)]
@@ -170,8 +170,8 @@ def load_images(path, fmt: str = "auto") -> ImageSet:
     """Dispatch on ``fmt`` (auto | idx | npz | folder)."""
     path = Path(path)
     if not path.exists():
-        raise InputError("does not exist", path=str(path),
-                         fix="set data.path (Fashion-MNIST: apt-get install dataset-fashion-mnist)")
+        raise InputError("does not exist", path=str(path), param="path",
+                         fix="pass an existing path (Fashion-MNIST: apt-get install dataset-fashion-mnist)")
     if fmt == "auto":
         if path.is_file():
             fmt = "npz" if path.suffix == ".npz" else "idx"
@@ -186,7 +186,7 @@ def load_images(path, fmt: str = "auto") -> ImageSet:
             return read_idx_dir(path)
         x = _as_nhwc(read_idx(path), str(path))
         return ImageSet(x, np.full(len(x), -1, np.int64), np.full(len(x), "train"), [])
-    raise InputError(f"unknown format '{fmt}'", field="data.format", fix="use auto, idx, npz or folder")
+    raise InputError(f"unknown format '{fmt}'", param="fmt", fix="fmt must be auto, idx, npz or folder")
 
 
 def to_frame(ds: ImageSet) -> pd.DataFrame:

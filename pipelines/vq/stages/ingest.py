@@ -7,6 +7,7 @@ import numpy as np
 
 from components.errors import InputError
 from components.vq.data import ImageSet, load_images, to_frame
+from pipelines.core.hints import config_hints
 
 
 def data_files(cfg) -> dict[str, str]:
@@ -26,7 +27,10 @@ def _subset(idx: np.ndarray, n: int | None, rng: np.random.Generator) -> np.ndar
 
 def run_ingest(ctx) -> None:
     cfg = ctx.cfg.data
-    ds = load_images(cfg.path, cfg.format)
+    with config_hints(path="set data.path to an idx folder, an .npz file or class folders "
+                           "(Fashion-MNIST: apt-get install dataset-fashion-mnist)",
+                      fmt="set data.format to auto, idx, npz or folder"):
+        ds = load_images(cfg.path, cfg.format)
     if len(ds) == 0:
         raise InputError("no images", path=cfg.path)
     rng = np.random.default_rng(ctx.seed)
