@@ -108,6 +108,7 @@ SMALL_SPACE = ("space=[{path: sample.r, grid: [2]}, {path: finetune.train.loss.n
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_tune_sigint_writes_no_results_and_resume_finishes(tmp_path):
     root = tmp_path / "art"
     cmd = ["tune", "pcrec", "--config", TINY, "--artifacts", str(root), "--num-cpus", "2", "--no-test",

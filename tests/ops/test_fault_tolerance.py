@@ -47,6 +47,7 @@ def weights(root: Path) -> list[float]:
     return pd.read_parquet(Path(rec["stages"]["fit"]["dir"]) / "weights.parquet").w.tolist()
 
 
+@pytest.mark.long
 def test_killed_driver_then_killed_worker_resume_to_identical_result(ray_local, tmp_path):
     import ray
 

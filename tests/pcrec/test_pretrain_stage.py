@@ -100,7 +100,7 @@ def _sample_table():
     return pa.concat_tables(parts)
 
 
-@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("workers", [0, pytest.param(2, marks=[pytest.mark.slow, pytest.mark.long])])
 def test_resume_reproduces_state(ray_local, tmp_path, workers):
     import ray
 

@@ -147,6 +147,7 @@ ASHA_SPACE = ("space=[{path: sample.r, grid: [2]}, "
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_asha_search_on_tiny_finishes_with_every_trial_ended(tmp_path):
     """Issue 12 item 3: ASHA stops trials early and the search never stalls. A stopped trial
     ends its own Ray job (pipelines.core.tune_trial), so its trainer's placement group is
