@@ -63,7 +63,8 @@ test: venv fashion-mnist audit-tools
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not cluster and not slow and not egress"
 
-# Searches of every pipeline and the in-process interrupted-search test (minutes each).
+# Minutes each: the searches (ASHA on pcrec, video, vq), the interrupted-search tests, the
+# 2-worker MoCo resume and the killed driver + killed worker test.
 test-long: venv
 	$(BIN)/python -m pytest -q -m long
 
