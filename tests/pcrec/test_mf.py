@@ -55,7 +55,7 @@ def test_init_factors_copies_masked_pretrained_rows_only():
     # same seed -> same random rows: modes differ only where pre-trained vectors exist
     ref = init_factors(4, 3, 0.01, torch.Generator().manual_seed(1))
     assert torch.equal(out[~mask], ref[~mask])
-    with pytest.raises(ConfigError, match="finetune.factors"):
+    with pytest.raises(ConfigError, match="pass dim equal"):
         init_factors(4, 5, 0.01, g, pre)
 
 
