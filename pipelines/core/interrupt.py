@@ -86,7 +86,6 @@ def _stop(signum: int) -> None:
 def call(body: Callable[[], Any]) -> Any:
     """Run ``body()`` in a worker thread with the interrupt story above; return its value or
     raise its exception here. Must be called from the main thread."""
-    global _signum
     if threading.current_thread() is not threading.main_thread():
         return body()
     box: dict[str, Any] = {}

@@ -330,6 +330,18 @@ def source_pipeline(rel: Path) -> str | None:
     return None
 
 
+def _raised_dotted(tree: ast.AST):
+    """``(line, dotted word)`` once each, from the string literals of every ``raise`` in ``tree``."""
+    seen: set[tuple[int, str]] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            for line, s in _strings(node.exc):
+                for m in _DOTTED.finditer(s):
+                    if (line, m.group(1)) not in seen:
+                        seen.add((line, m.group(1)))
+                        yield line, m.group(1)
+
+
 def source_hint_keys(path: str | Path, root: str | Path | None = None,
                      configs: dict[str, type[BaseModel]] | None = None) -> list[KeyRef]:
     """Config keys named in ``raise`` messages (``fix=`` hints included) and ``--set`` examples
@@ -346,14 +358,10 @@ def source_hint_keys(path: str | Path, root: str | Path | None = None,
     tree = ast.parse(p.read_text(encoding="utf-8"))
     refs: list[KeyRef] = []
     seen: set[tuple[int, str]] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Raise) and node.exc is not None:
-            for line, s in _strings(node.exc):
-                for m in _DOTTED.finditer(s):
-                    key = m.group(1)
-                    if key.split(".")[0].split("[")[0] in tops and (line, key) not in seen:
-                        seen.add((line, key))
-                        refs.append(KeyRef(shown, line, key, names if pipe else (), "hint"))
+    for line, key in _raised_dotted(tree):
+        if key.split(".")[0].split("[")[0] in tops:
+            seen.add((line, key))
+            refs.append(KeyRef(shown, line, key, names if pipe else (), "hint"))
     for line, s in _strings(tree):
         for m in _SET.finditer(s):
             key = m.group(2)
@@ -374,16 +382,9 @@ def component_config_keys(path: str | Path, root: str | Path | None = None,
     configs = configs or pipeline_configs()
     p = Path(path)
     shown = str(p.relative_to(root)) if root else str(p)
-    tree = ast.parse(p.read_text(encoding="utf-8"))
     refs: list[KeyRef] = []
-    seen: set[tuple[int, str]] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Raise) and node.exc is not None:
-            for line, s in _strings(node.exc):
-                for m in _DOTTED.finditer(s):
-                    key = m.group(1)
-                    hits = tuple(n for n, cls in configs.items() if resolve_key(cls, key))
-                    if hits and (line, key) not in seen:
-                        seen.add((line, key))
-                        refs.append(KeyRef(shown, line, key, hits, "component"))
+    for line, key in _raised_dotted(ast.parse(p.read_text(encoding="utf-8"))):
+        hits = tuple(n for n, cls in configs.items() if resolve_key(cls, key))
+        if hits:
+            refs.append(KeyRef(shown, line, key, hits, "component"))
     return sorted(refs, key=lambda r: r.line)

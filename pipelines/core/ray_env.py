@@ -142,11 +142,13 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
     address = address or os.environ.get("RAY_ADDRESS") or None
     env_vars = {"DGLBACKEND": "pytorch", "PYTHONUNBUFFERED": "1"}
     if address:
-        if is_loopback(address):
+        node_ip = {}
+        if is_loopback(address):   # a loopback cluster: this driver's own worker binds 127.0.0.1 too
             _keep_loopback()
+            node_ip = {"_node_ip_address": LOOPBACK}
         if os.environ.get(USER_HOME_ENV):  # a job on a node recgen started: workers get the real HOME
             env_vars["HOME"] = os.environ[USER_HOME_ENV]
-        return ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=verbose)
+        return ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=verbose, **node_ip)
     _keep_loopback()
     # Ray's processes inherit this process's environment when ray.init() spawns them: give
     # them the private HOME (and token, usage-stats setting) for the duration of the call,

@@ -6,8 +6,6 @@ after a worker failure, or when the stage is re-run after a killed driver (same 
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 import torch
