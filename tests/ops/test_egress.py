@@ -109,13 +109,23 @@ def test_ray_start_head_and_job_submit_connect_only_to_loopback(tmp_path):
     script = textwrap.dedent(f"""\
         export RAY_AUTH_MODE=token RAY_AUTH_TOKEN={"ab" * 32}
         free_port() {{ python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }}
-        GCS=$(free_port); DASH=$(free_port)
-        setsid recgen ray start --head --block --node-ip-address 127.0.0.1 --port $GCS \\
-            --dashboard-host 127.0.0.1 --dashboard-port $DASH --num-cpus 2 --temp-dir {short} \\
-            --disable-usage-stats > {tmp_path}/head.log 2>&1 &
-        HEAD=$!
+        # Ray gives a new node 30 s to register; under strace on a loaded 2-core machine a head
+        # can miss that, so a head that dies while starting is started once more
+        start_head() {{
+            GCS=$(free_port); DASH=$(free_port)
+            setsid recgen ray start --head --block --node-ip-address 127.0.0.1 --port $GCS \\
+                --dashboard-host 127.0.0.1 --dashboard-port $DASH --num-cpus 2 --temp-dir {short} \\
+                --disable-usage-stats >> {tmp_path}/head.log 2>&1 &
+            HEAD=$!
+            for i in $(seq 150); do
+                ray job list --address http://127.0.0.1:$DASH > /dev/null 2>&1 && return 0
+                kill -0 $HEAD 2> /dev/null || return 1
+                sleep 1
+            done
+            return 1
+        }}
         trap 'kill -TERM -- -$HEAD 2>/dev/null; sleep 5; kill -KILL -- -$HEAD 2>/dev/null || true' EXIT
-        for i in $(seq 120); do ray job list --address http://127.0.0.1:$DASH > /dev/null 2>&1 && break; sleep 1; done
+        start_head || {{ kill -KILL -- -$HEAD 2> /dev/null || true; start_head; }}
         ray job submit --address http://127.0.0.1:$DASH --working-dir . -- \\
             recgen run pcrec --config configs/pcrec/tiny.yaml --until split --artifacts {tmp_path}/art
         sleep 5   # the dashboard's periodic modules get a chance to run
