@@ -142,6 +142,20 @@ class Store:
             f.write(data)
         self.fs.move(tmp, path)
 
+    def write_bytes_atomic(self, path: str, data: bytes) -> None:
+        """Write a file so that it exists whole or not at all: a temp file + rename locally, a
+        single PUT on object stores (an interrupted upload leaves no object)."""
+        if not self.local:
+            with self.fs.open_output_stream(path) as f:
+                f.write(data)
+            return
+        parent = path.rsplit("/", 1)[0]
+        self.fs.create_dir(parent, recursive=True)
+        tmp = f"{path}{TMP_MARK}{uuid.uuid4().hex}"
+        with self.fs.open_output_stream(tmp) as f:
+            f.write(data)
+        self.fs.move(tmp, path)
+
     def remove_output(self, path: str) -> None:
         """Delete a stage output folder: the manifest first (the output is then absent for
         every reader), then the rest."""
@@ -247,14 +261,28 @@ class Artifact:
     def tables(self) -> list[str]:
         return sorted(self.manifest.get("tables", {}))
 
-    def _table_path(self, name: str) -> str:
-        if name not in self.manifest.get("tables", {}):
+    def _table_paths(self, name: str) -> list[str]:
+        """The Parquet file(s) of a table: ``<name>.parquet``, or the parts a fan-out wrote
+        (``<name>/part-NNNNN.parquet``, in shard order; :mod:`pipelines.core.fanout`)."""
+        meta = self.manifest.get("tables", {}).get(name)
+        if meta is None:
             raise InputError(f"stage '{self.manifest.get('stage')}' has no table '{name}' "
                              f"(tables: {', '.join(self.tables) or 'none'})", path=self.dir)
-        return f"{self.dir}/{name}.parquet"
+        if "parts" in meta:
+            return [f"{self.dir}/{p}" for p in meta["parts"]]
+        return [f"{self.dir}/{name}.parquet"]
 
     def table(self, name: str, columns: list[str] | None = None) -> pa.Table:
-        return pq.read_table(self._table_path(name), columns=columns, filesystem=self.store.fs)
+        """The whole table (a sharded table: its parts concatenated in shard order)."""
+        paths = self._table_paths(name)
+        if len(paths) == 1:
+            return pq.read_table(paths[0], columns=columns, filesystem=self.store.fs)
+        return pa.concat_tables(self.iter_parts(name, columns))
+
+    def iter_parts(self, name: str, columns: list[str] | None = None):
+        """The table one Parquet file at a time (shard order): memory bounded by a part."""
+        for p in self._table_paths(name):
+            yield pq.read_table(p, columns=columns, filesystem=self.store.fs)
 
     def df(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         return self.table(name, columns).to_pandas()
@@ -299,7 +327,40 @@ class ArtifactWriter:
             self.tmp = tempfile.mkdtemp(prefix="recgen-stage-")
         self._tables: dict[str, dict] = {}
         self._stats: dict[str, Any] = {}
+        self._fanout: dict[str, Any] = {}
+        self._staging: str | None = None   # remote roots: the shard staging prefix, once asked for
         self.committed = False
+
+    def staging(self) -> str:
+        """Where shard tasks (:mod:`pipelines.core.fanout`) write, a path on the artifact root's
+        filesystem that every node reaches: for a local root the temp folder itself (inside
+        the root: a shared filesystem on a cluster); for an object store a prefix
+        ``<root>/<pipeline>/<stage>/.tmp-<uuid>`` whose objects :meth:`commit` copies under the
+        final prefix (server-side) and :meth:`abort` deletes."""
+        if self.store.local:
+            return self.tmp
+        if self._staging is None:
+            self._staging = self.store.join(self.pipeline, self.stage, f"{TMP_MARK}{uuid.uuid4().hex}")
+        return self._staging
+
+    def add_parts(self, name: str, parts: list[dict]) -> None:
+        """Register a table written as parts under :meth:`staging` (``[{"file", "rows",
+        "schema"}]`` in shard order). Every part must have the same schema."""
+        if name in self._tables:
+            raise ValueError(f"table '{name}' written twice in stage '{self.stage}'")
+        schemas = {json.dumps(p["schema"], sort_keys=False) for p in parts if p["rows"]} or \
+            {json.dumps(parts[0]["schema"]) if parts else "{}"}
+        if len(schemas) > 1:
+            raise ValueError(f"stage '{self.stage}': the shards of table '{name}' have different "
+                             f"schemas: {sorted(schemas)}")
+        schema = json.loads(next(iter(schemas)))
+        self._tables[name] = {"rows": int(sum(p["rows"] for p in parts)), "schema": schema,
+                              "parts": [p["file"] for p in parts]}
+
+    def add_fanout(self, name: str, record: dict) -> None:
+        """The shard records of one fan-out (index, units, node id, attempts, files): they go
+        into the manifest under ``fanout.<name>``."""
+        self._fanout[name] = record
 
     def path(self, fname: str) -> str:
         """Local path to write an arbitrary file (PNG, .pt, .md) into this artifact."""
@@ -327,23 +388,39 @@ class ArtifactWriter:
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if self._staging is not None:
+            try:
+                if self.store.exists(self._staging):
+                    self.store.fs.delete_dir(self._staging)
+            except OSError:
+                pass   # a leftover .tmp-* prefix is cleaned by the next run (clean_stale)
 
     def commit(self, manifest: dict) -> dict:
         """Publish, on every filesystem the same way: (1) delete what is at the final name (a
         forced redo, or a leftover without manifest), manifest first; (2) put the files under
         the final name (local: rename the temp folder; object stores: upload the objects);
         (3) write the manifest, last: the commit point."""
-        files = sorted(_list_files(self.tmp, pafs.LocalFileSystem()))
+        files = _list_files(self.tmp, pafs.LocalFileSystem())
+        staged = []
+        if self._staging is not None and self.store.exists(self._staging):
+            staged = _list_files(self._staging, self.store.fs)
+        files = sorted(set(files) | set(staged))
         self.store.remove_output(self.final)
         if self.store.local:
             os.rename(self.tmp, self.final)
         else:
             _upload_dir(self.tmp, self.final, self.store.fs)
+            for rel in staged:   # shards written straight to the object store: server-side copies
+                self.store.fs.copy_file(f"{self._staging}/{rel}", f"{self.final}/{rel}")
             shutil.rmtree(self.tmp, ignore_errors=True)
+            if self._staging is not None and self.store.exists(self._staging):
+                self.store.fs.delete_dir(self._staging)
         manifest = dict(manifest)
         manifest["tables"] = self._tables
         manifest["stats"] = self._stats
         manifest["files"] = files
+        if self._fanout:
+            manifest["fanout"] = self._fanout
         manifest["committed_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.store.write_json_atomic(f"{self.final}/{MANIFEST}", manifest)
         self.committed = True

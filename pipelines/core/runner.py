@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from pipelines.core.artifacts import Store, file_fingerprint, fingerprint_of
 from pipelines.core.config import StageResources, config_dump
+from pipelines.core.fanout import strip_fanout
 from pipelines.core.stage import Pipeline, Stage, StageContext
 
 from components.errors import InputError, RecgenError
@@ -93,7 +94,8 @@ def preflight(pipeline: Pipeline, cfg: Any, root: str, until: str | None = None)
 
 def stage_fingerprint(pipeline: Pipeline, stage: Stage, cfg: Any, input_fps: dict[str, str]) -> tuple[str, dict]:
     dump = config_dump(cfg)
-    sections = {k: dump.get(k) for k in stage.config_keys}
+    # fan-out settings (shard size, per-shard resources) never change the output
+    sections = {k: strip_fanout(getattr(cfg, k, None), dump.get(k)) for k in stage.config_keys}
     ext = _external_fp(stage.external_inputs(cfg)) if stage.external_inputs else {}
     basis = {
         "pipeline": pipeline.name,
