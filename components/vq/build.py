@@ -6,23 +6,27 @@ import torch
 from components.vq.prior import CausalPrior, PriorSpec
 
 
-def code_shapes(image_size: int, levels: int) -> list[tuple[int, int]]:
-    """Grid of each level, bottom first: image/4, image/8, image/16."""
+def code_shapes(image_size: int, levels: int, downsample: int = 2) -> list[tuple[int, int]]:
+    """Grid of each level, bottom first: image/2**downsample, then halved per level (downsample 2:
+    image/4, image/8, image/16)."""
     out = []
     for l in range(levels):
-        s = image_size // (4 * 2 ** l)
-        if s < 1 or image_size % (4 * 2 ** l):
-            raise ValueError(f"image_size {image_size} is not divisible by {4 * 2 ** l} (level {l})")
+        f = 2 ** (downsample + l)
+        s = image_size // f
+        if s < 1 or image_size % f:
+            raise ValueError(f"image_size {image_size} is not divisible by {f} (level {l}, "
+                             f"downsample {downsample})")
         out.append((s, s))
     return out
 
 
 def build_priors(levels: int, num_codes: int, image_size: int, channels: int = 64, layers: int = 6,
                  top_layers: int = 4, kernel: int = 3, attn_every: int = 2, heads: int = 4,
-                 dropout: float = 0.1, cond_res: int = 2, n_classes: int = 0) -> list[CausalPrior]:
+                 dropout: float = 0.1, cond_res: int = 2, n_classes: int = 0,
+                 downsample: int = 2) -> list[CausalPrior]:
     """Top level: PixelSNAIL-style prior (gated layers + causal attention, dropout). Lower levels:
     gated PixelCNN conditioned on the codes of the level directly above (and the class)."""
-    shapes = code_shapes(image_size, levels)
+    shapes = code_shapes(image_size, levels, downsample)
     priors = []
     for l in range(levels):
         top = l == levels - 1

@@ -7,8 +7,9 @@ One generic model, `CausalPrior`, with pluggable parts:
   (same row, columns to the left), joined by a down-shifted vertical->horizontal link. The first
   layer is "mask A" (the current position is excluded); there is no blind spot.
 * optional `CausalSelfAttention` every ``attn_every`` layers on the horizontal stream (PixelSNAIL
-  style, Chen et al. 2018, used for the VQ-VAE-2 top prior) with dropout on the attention
-  weights and after each residual block;
+  style, Chen et al. 2018, used for the VQ-VAE-2 top prior): keys and values see the features,
+  the input codes and the positions, queries the features and the positions, strictly causal;
+  dropout on the attention weights and after each residual block;
 * optional conditioning (`Conditioning`): the code map of the level above (bottom prior of
   VQ-VAE-2) through a convolutional conditioning stack, and/or a class label. It is computed once
   per batch (`CausalPrior.condition`) and added to the gates of every layer.
@@ -86,44 +87,52 @@ class GatedLayer(nn.Module):
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention over raster positions, key <= query, on the horizontal stream.
+    """Multi-head self-attention over raster positions on the horizontal stream (PixelSNAIL).
 
-    The horizontal stream at a position already excludes that position's input, so attending to
-    keys at the same position or earlier keeps the prior causal. Queries and keys get a learned
-    positional embedding (data independent). ``prefix`` carries the keys/values of complete rows
-    above the current block (sampling cache).
+    As in PixelSNAIL (Chen et al. 2018) and its reference implementations, the **queries** see the
+    features and the position, the **keys and values** see the features, the prior's *input* at the
+    key position (the embedded codes) and the position; positions are learned embeddings
+    concatenated to the features. Because a key carries its own position's input, the mask is
+    strictly causal (key < query). The very first position has no earlier key: its attention output
+    is zero (PixelSNAIL's ``start_mask``). ``prefix`` carries the keys/values of complete rows above
+    the current block (sampling cache); they must be computed after those rows were sampled.
     """
 
     def __init__(self, channels: int, heads: int, shape: tuple[int, int], dropout: float = 0.0):
         super().__init__()
         if channels % heads:
-            raise ValueError("channels must be divisible by heads")
+            raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
         self.heads, self.shape, self.dropout = heads, shape, dropout
         self.pos = nn.Parameter(torch.randn(1, channels, *shape) * 0.02)
-        self.qk = nn.Linear(channels, 2 * channels)
-        self.v = nn.Linear(channels, channels)
+        self.q = nn.Linear(2 * channels, channels)                  # [features, position]
+        self.kv = nn.Linear(3 * channels, 2 * channels)             # [features, input, position]
         self.out = nn.Linear(channels, channels)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, h: torch.Tensor, start_row: int = 0, prefix=None):
-        """h: (B, C, rows, cols) starting at ``start_row``; returns (h', (k, v) of these positions)."""
+    def forward(self, h: torch.Tensor, inp: torch.Tensor, start_row: int = 0, prefix=None):
+        """h: features, inp: the prior's embedded input at the same positions, both (B, C, rows,
+        cols) starting at ``start_row``; returns (h', (k, v) of these positions)."""
         b, c, rows, cols = h.shape
         W = self.shape[1]
-        pos = self.pos[:, :, start_row:start_row + rows, :cols]
-        x = h.flatten(2).transpose(1, 2)                              # (B, n, C)
-        q, k = self.qk((h + pos).flatten(2).transpose(1, 2)).chunk(2, dim=-1)
-        v = self.v(x)
+        pos = self.pos[:, :, start_row:start_row + rows, :cols].expand(b, -1, -1, -1)
+        flat = lambda t: t.flatten(2).transpose(1, 2)                  # (B, n, C')
+        q = self.q(flat(torch.cat([h, pos], 1)))
+        k, v = self.kv(flat(torch.cat([h, inp, pos], 1))).chunk(2, dim=-1)
         split = lambda t: t.view(b, -1, self.heads, c // self.heads).transpose(1, 2)
         q, k, v = split(q), split(k), split(v)
-        idx = (torch.arange(rows, device=h.device)[:, None] * W
+        idx = ((start_row + torch.arange(rows, device=h.device))[:, None] * W
                + torch.arange(cols, device=h.device)[None, :]).flatten()
-        mask = idx[None, :] <= idx[:, None]                          # (n_q, n_k) True = attend
+        mask = idx[None, :] < idx[:, None]                             # (n_q, n_k) True = attend
+        first = idx == 0                                              # no earlier key: output 0
+        mask = mask | (first[:, None] & first[None, :])               # (avoids an all-masked row)
         kk, vv = k, v
-        if prefix is not None and prefix[0] is not None:
+        if prefix is not None and prefix[0] is not None:             # complete rows above: all earlier
             kk, vv = torch.cat([prefix[0], k], 2), torch.cat([prefix[1], v], 2)
             mask = torch.cat([mask.new_ones(mask.shape[0], prefix[0].shape[2]), mask], 1)
         att = F.scaled_dot_product_attention(q, kk, vv, attn_mask=mask,
                                              dropout_p=self.dropout if self.training else 0.0)
+        if bool(first.any()):
+            att = att * (~first).to(att.dtype)[None, None, :, None]
         att = att.transpose(1, 2).reshape(b, -1, c)
         y = self.drop(self.out(att)).transpose(1, 2).reshape(b, c, rows, cols)
         return h + y, (k, v)
@@ -231,7 +240,7 @@ class CausalPrior(nn.Module):
             h = layer.horizontal(h, link, ch)
             a = self.attn_after(i)
             if a is not None:
-                h, _ = self.attn[a](h)
+                h, _ = self.attn[a](h, x)
         return self.head(h)
 
     def forward(self, codes: torch.Tensor, cond_codes=None, labels=None) -> torch.Tensor:

@@ -6,7 +6,8 @@
 * runs the vertical stack once per *row*, on rows 0..i only (its output for row i only depends
   on rows < i, which are final by then);
 * runs the horizontal stack per position on the current row's columns 0..j only, with the
-  attention keys/values of all completed rows cached (PixelSNAIL prior).
+  attention keys/values of all completed rows cached (PixelSNAIL prior; the keys see the input
+  codes, so a row's keys/values are computed once more after its last code is drawn).
 
 `sample_prior_naive` is the reference it is benchmarked against: the whole network, including
 the conditioning stack, recomputed over the full grid for every position. Both consume the
@@ -36,14 +37,15 @@ def _crop(conds, rows: slice, cols: slice):
 @torch.no_grad()
 def prior_row_logits(prior: CausalPrior, x: torch.Tensor, i: int, j: int, conds, links, caches):
     """Logits at (i, j) given the row's vertical links and the attention caches (internal step)."""
-    h = prior.embed(x[:, i:i + 1, :j + 1])
+    inp = prior.embed(x[:, i:i + 1, :j + 1])
+    h = inp
     new_kv = [None] * len(prior.attn)
     for li, layer in enumerate(prior.layers):
         ch = conds[li][1][:, :, i:i + 1, :j + 1] if conds is not None else None
         h = layer.horizontal(h, links[li][..., :j + 1], ch)
         a = prior.attn_after(li)
         if a is not None:
-            h, new_kv[a] = prior.attn[a](h, start_row=i, prefix=caches[a])
+            h, new_kv[a] = prior.attn[a](h, inp, start_row=i, prefix=caches[a])
     return prior.head(h[..., -1:]).flatten(1), new_kv
 
 
@@ -76,6 +78,8 @@ def sample_prior(prior: CausalPrior, n: int, cond_codes=None, labels=None,
         for j in range(W):
             logits, row_kv = prior_row_logits(prior, x, i, j, conds, links, caches)
             x[:, i, j] = _draw(logits, temperature, generator)
+        if prior.attn:                          # keys see the input: recompute on the finished row
+            _, row_kv = prior_row_logits(prior, x, i, W - 1, conds, links, caches)
         for a, (k, v) in enumerate(row_kv):     # row i is complete: its keys/values are final
             pk = caches[a]
             caches[a] = (k, v) if pk is None else (torch.cat([pk[0], k], 2), torch.cat([pk[1], v], 2))

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pipelines.core.config import StageResources, StrictModel, path_field
+from pipelines.core.fanout import FanoutConfig, fanout_sized
 from pipelines.core.train import TrainerConfig
 
 
@@ -33,6 +34,7 @@ class VQModelConfig(StrictModel):
     num_codes: int = Field(512, ge=2, description="K")
     code_dim: int = Field(32, ge=1, description="D")
     levels: int | None = Field(None, ge=1, le=3, description="None: 1 for vqvae, 2 for vqvae2; 3 = third level")
+    downsample: int = Field(2, ge=1, le=4, description="stride-2 convolutions before the bottom codes: 2 = 1/4 resolution (papers), 1 = 1/2 (small images)")
     ema: bool = Field(True, description="EMA codebook updates (False: codebook loss)")
     decay: float = Field(0.99, gt=0, lt=1, description="EMA decay of the codebook statistics")
     beta: float = Field(0.25, ge=0, description="commitment loss weight")
@@ -87,7 +89,14 @@ class SampleConfig(StrictModel):
     per_class: int = Field(20, ge=1, description="samples per class (class-conditional priors)")
     n: int = Field(200, ge=1, description="samples when the priors are unconditional")
     temperature: float = Field(1.0, ge=0, description="softmax temperature of the priors (1: unchanged)")
-    batch_size: int = Field(100, ge=1, description="samples drawn per batch")
+    batch_size: int = Field(100, ge=1, description="samples drawn per batch (each batch seeded by its index)")
+    fanout: FanoutConfig = fanout_sized(1, "batch of sample.batch_size samples")
+
+
+class ExtractCodesConfig(StrictModel):
+    """extract_codes stage: only its fan-out (the codes depend on the model and the images)."""
+
+    fanout: FanoutConfig = fanout_sized(8, "block of 512 images")
 
 
 class EvaluateConfig(StrictModel):
@@ -107,9 +116,19 @@ class VQConfig(StrictModel):
     prior: PriorConfig = PriorConfig()
     classifier: ClassifierConfig = ClassifierConfig()
     sample: SampleConfig = SampleConfig()
+    extract_codes: ExtractCodesConfig = ExtractCodesConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     resources: dict[str, StageResources] = Field({}, description="Ray resources per stage name, e.g. {ingest: {num_cpus: 2}}")
 
     @property
     def levels(self) -> int:
         return self.vq.levels or (1 if self.model == "vqvae" else 2)
+
+    @model_validator(mode="after")
+    def _grid_fits(self):
+        f = 2 ** (self.vq.downsample + self.levels - 1)
+        if self.data.image_size % f:
+            raise ValueError(f"data.image_size={self.data.image_size} must be divisible by {f} "
+                             f"(vq.downsample={self.vq.downsample}, {self.levels} levels): the top code "
+                             f"map is image_size / {f}; pick another data.image_size or vq.downsample")
+        return self

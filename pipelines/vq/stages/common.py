@@ -20,6 +20,7 @@ def vq_spec(cfg, in_channels: int) -> VQVAESpec:
     v = cfg.vq
     return VQVAESpec(in_channels=in_channels, hidden=v.hidden, res_channels=v.res_channels,
                      n_res=v.n_res, num_codes=v.num_codes, code_dim=v.code_dim, levels=cfg.levels,
+                     downsample=v.downsample,
                      beta=v.beta, ema=v.ema, decay=v.decay, restart_threshold=v.restart_threshold,
                      data_init=v.data_init)
 
@@ -29,7 +30,7 @@ def prior_kwargs(cfg, n_classes: int) -> dict:
     return dict(levels=cfg.levels, num_codes=cfg.vq.num_codes, image_size=cfg.data.image_size,
                 channels=p.channels, layers=p.layers, top_layers=p.top_layers, kernel=p.kernel,
                 attn_every=p.attn_every, heads=p.heads, dropout=p.dropout, cond_res=p.cond_res,
-                n_classes=n_classes if p.class_conditional else 0)
+                n_classes=n_classes if p.class_conditional else 0, downsample=cfg.vq.downsample)
 
 
 def images_of(df: pd.DataFrame, size: int, split: str | None = None):

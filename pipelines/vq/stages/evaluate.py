@@ -42,7 +42,7 @@ def run_evaluate(ctx) -> None:
     priors = load_priors(ctx.input("train_priors"))
     cdf = ctx.input("extract_codes").df("codes")
     te = cdf[cdf.split == "test"]
-    shapes = code_shapes(size, vq.levels)
+    shapes = code_shapes(size, vq.levels, vq.cfg.downsample)
     if priors[-1].spec.n_classes:       # train_priors refuses unlabelled maps for class priors
         te = te[te.label >= 0]
     codes = codes_of(te, vq.levels, shapes)
@@ -64,7 +64,8 @@ def run_evaluate(ctx) -> None:
     m["samples_per_s"] = ctx.input("sample").manifest.get("stats", {}).get("samples_per_s")
     curve = []
     if info.get("trained"):
-        curve = _sample_metrics(ctx, m, info, s, xt, yt)
+        xr, yr, _ = images_of(df, size, "train")
+        curve = _sample_metrics(ctx, m, info, s, xt, yt, xr, yr)
     m = _finite(m)
     ctx.out.write_json("acceptance_curve", [_finite(r) for r in curve])
     if curve:
@@ -75,11 +76,44 @@ def run_evaluate(ctx) -> None:
     ctx.log("test nmse %.4f, bottom perplexity %.1f, bits/code %s, acceptance %s",
             m["test_nmse"], m["test_perplexity_l0"],
             [round(m[f"prior_bits_per_code_l{l}"], 3) for l in range(vq.levels)], m.get("acceptance_rate"))
+    for line in honest_lines(m):
+        ctx.log("%s", line)
 
 
-def _sample_metrics(ctx, m: dict, info: dict, s, xt, yt) -> list[dict]:
+def honest_lines(m: dict) -> list[str]:
+    """The sample metrics in a few console lines (judged by the scorer, never the filter)."""
+    if m.get("fid_before") is None:
+        return [f"{m.get('sample_count')} samples; no labels, so no classifier metrics"]
+    f = lambda v, p=False: "n/a" if v is None else (f"{100 * v:.1f}%" if p else f"{v:.3g}")
+    out = [f"samples {m['sample_count']} (real reference: {m.get('real_reference_count')} real training "
+           f"images, scorer features, {m.get('fid_real_count')} real test images)",
+           f"FID all {f(m.get('fid_before'))} | after rejection {f(m.get('fid_after'))} | real reference "
+           f"{f(m.get('fid_real_reference'))}",
+           f"precision/recall all {f(m.get('precision_before'))}/{f(m.get('recall_before'))} | after "
+           f"{f(m.get('precision_after'))}/{f(m.get('recall_after'))} | real reference "
+           f"{f(m.get('precision_real_reference'))}/{f(m.get('recall_real_reference'))}"]
+    if m.get("acceptance_rate") is not None:
+        out += [f"rejection at {m['rejection_threshold']}: kept {m['accepted_count']} "
+                f"({f(m['acceptance_rate'], True)}); scorer accuracy {f(m.get('sample_accuracy_before'), True)} "
+                f"-> {f(m.get('sample_accuracy_after'), True)} (scorer on real test images "
+                f"{f(m.get('scorer_test_accuracy'), True)})",
+                f"CAS all {f(m.get('cas_before'), True)} | after rejection {f(m.get('cas_after'), True)} | "
+                f"real reference {f(m.get('cas_real_reference'), True)}",
+                f"random subset of {m.get('control_count')} samples (control for the accepted set): FID "
+                f"{f(m.get('fid_control'))}, precision/recall {f(m.get('precision_control'))}/"
+                f"{f(m.get('recall_control'))}"]
+    return out
+
+
+def _sample_metrics(ctx, m: dict, info: dict, s, xt, yt, xr, yr) -> list[dict]:
     """Rejection with the filter; accuracy, acceptance curve, CAS, FID and precision / recall
-    judged by the scorer (a classifier trained on the other half of the real images)."""
+    judged by the scorer (a classifier trained on the other half of the real images).
+
+    Each sample metric also gets a *real-data reference* at the same count: as many real
+    training images as there are samples (seeded draw), measured the same way (FID, precision /
+    recall against the same test images; CAS of a classifier trained on them). That is the value
+    a perfect generator would get at this sample size, i.e. the noise floor of the metric.
+    """
     cfg = ctx.cfg
     ev = cfg.evaluate
     cls_art = ctx.input("train_classifier")
@@ -100,6 +134,13 @@ def _sample_metrics(ctx, m: dict, info: dict, s, xt, yt) -> list[dict]:
     m["fid_before"] = frechet_distance(real_feats, s_feats)
     pb, rb = precision_recall(real_feats, s_feats, ev.k)
     m.update(precision_before=pb, recall_before=rb)
+    ref = torch.from_numpy(np.sort(np.random.default_rng(ctx.seed).permutation(len(xr))[: len(xs)]))
+    _, ref_feats = predict(scorer, xr[ref])
+    ref_feats = ref_feats.numpy()
+    m["real_reference_count"] = len(ref)
+    m["fid_real_reference"] = frechet_distance(real_feats, ref_feats)
+    pr_, rr_ = precision_recall(real_feats, ref_feats, ev.k)
+    m.update(precision_real_reference=pr_, recall_real_reference=rr_)
     intended = torch.from_numpy(s.intended_label.to_numpy(copy=True))
     if not (intended >= 0).all():        # unconditional samples: no intended class to check
         return []
@@ -115,11 +156,20 @@ def _sample_metrics(ctx, m: dict, info: dict, s, xt, yt) -> list[dict]:
     fit_kw = dict(width=cfg.classifier.width, epochs=cfg.classifier.epochs,
                   batch_size=cfg.classifier.batch_size, lr=cfg.classifier.lr, seed=ctx.seed)
     m["cas_before"] = classification_accuracy_score(xs, intended, xt, yt, n_classes, **fit_kw)
+    m["cas_real_reference"] = classification_accuracy_score(xr[ref], yr[ref], xt, yt, n_classes, **fit_kw)
     m["cas_after"] = (classification_accuracy_score(xs[keep], intended[keep], xt, yt, n_classes, **fit_kw)
                       if keep.sum() >= 2 else float("nan"))
     m["fid_after"] = frechet_distance(real_feats, s_feats[keep.numpy()])
     pa, ra = precision_recall(real_feats, s_feats[keep.numpy()], ev.k)
     m.update(precision_after=pa, recall_after=ra)
+    # control: a random subset of all samples as large as the accepted set. FID and recall depend
+    # on the count (fewer points: larger k-NN balls, noisier covariances), so "after rejection" is
+    # compared with this, not with all samples, to see what the filter itself buys.
+    ctrl = np.sort(np.random.default_rng(ctx.seed + 1).permutation(len(xs))[: int(keep.sum())])
+    m["control_count"] = len(ctrl)
+    m["fid_control"] = frechet_distance(real_feats, s_feats[ctrl])
+    pc, rc = precision_recall(real_feats, s_feats[ctrl], ev.k) if len(ctrl) else (float("nan"),) * 2
+    m.update(precision_control=pc, recall_control=rc)
     kept = pix[keep.numpy()]
     if len(kept):
         save_grid(ctx.out.path("accepted.png"), kept[:100], ncol=10)

@@ -45,7 +45,7 @@ def prior_train_loop(config: dict) -> None:
         model.train()
         batches = s.shard(len(codes_tr[0]), config["batch_size"], epoch)
         tot = [0.0] * L
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for i, idx in enumerate(batches):
             set_lr(opt, lr_at(config["lr"], epoch * per_epoch + i, total, config["lr_schedule"],
                               config["lr_min_factor"]))
@@ -57,7 +57,7 @@ def prior_train_loop(config: dict) -> None:
             all_reduce_mean_grads(core.parameters())
             opt.step()
             tot = [a + float(b.detach()) for a, b in zip(tot, losses)]
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         core.eval()
         with torch.no_grad():
             held = [0.0] * L
@@ -65,7 +65,8 @@ def prior_train_loop(config: dict) -> None:
                 sl = slice(lo, lo + 256)
                 ls = prior_losses(list(core), [c[sl] for c in codes_te], lab_te[sl])
                 held = [a + float(b) * len(codes_te[0][sl]) for a, b in zip(held, ls)]
-        m = {"epoch": epoch, "steps": len(batches), "seconds": dt, "lr": opt.param_groups[0]["lr"]}
+        m = {"epoch": epoch, "steps": len(batches), "seconds": dt,
+             "cpu_seconds": s.all_mean(cpu) * s.world, "lr": opt.param_groups[0]["lr"]}
         for lvl in range(L):
             m[f"train_bits_l{lvl}"] = s.all_mean(tot[lvl] / max(len(batches), 1)) / math.log(2)
             m[f"test_bits_l{lvl}"] = held[lvl] / max(n_te, 1) / math.log(2)

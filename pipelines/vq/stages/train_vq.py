@@ -39,7 +39,7 @@ def vq_train_loop(config: dict) -> None:
         model.train()
         batches = s.shard(len(x), config["batch_size"], epoch)[: config["max_steps"] or None]
         sums, seen, counts = {"loss": 0.0, "recon": 0.0}, 0, None
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for i, idx in enumerate(batches):
             set_lr(opt, lr_at(config["lr"], epoch * per_epoch + i, total, config["lr_schedule"],
                               config["lr_min_factor"]))
@@ -54,11 +54,12 @@ def vq_train_loop(config: dict) -> None:
             seen += len(idx)
             c = [cc.detach().cpu() for cc in out.counts]
             counts = c if counts is None else [a + b for a, b in zip(counts, c)]
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         steps = len(batches)
         m = {"epoch": epoch, "steps": steps, "loss": s.all_mean(sums["loss"] / max(steps, 1)),
              "recon_mse": s.all_mean(sums["recon"] / max(steps, 1)),
              "images_per_s": seen * s.world / dt if dt > 0 else 0.0, "seconds": dt,
+             "cpu_seconds": s.all_mean(cpu) * s.world,     # all workers' CPU time (load independent)
              "lr": opt.param_groups[0]["lr"]}
         m["nmse"] = m["recon_mse"] / var
         if len(xv):                     # the same model on every rank: no all-reduce needed
