@@ -70,6 +70,7 @@ class PriorConfig(StrictModel):
     class_conditional: bool = Field(True, description="condition the priors on the class label")
     epochs: int = Field(6, ge=1, description="prior training epochs")
     batch_size: int = Field(64, ge=1, description="code maps per step and worker")
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (None: all training code maps)")
     lr: float = Field(2e-3, gt=0, description="Adam learning rate")
     lr_schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: decay to lr_min_factor*lr over all epochs")
     lr_min_factor: float = Field(0.05, ge=0, le=1, description="final learning rate of the cosine schedule, as a share of lr")

@@ -28,6 +28,42 @@ def test_levels_shapes_and_decode_codes(levels, shapes):
         assert len(m.context) == levels - 1
 
 
+def test_image_decoder_uses_its_own_upsampling_of_the_top_codes():
+    """As in the reference implementations: the context decoder only conditions the bottom
+    encoder; the image decoder sees the bottom codes and a separate upsampling of the top codes."""
+    torch.manual_seed(0)
+    m = HierarchicalVQVAE(VQVAESpec(in_channels=1, hidden=16, res_channels=8, n_res=1, num_codes=16,
+                                    code_dim=4, levels=2)).eval()
+    codes = m.codes(torch.rand(2, 1, 32, 32) - 0.5)
+    before = m.decode_codes(codes)
+    with torch.no_grad():
+        for p in m.context.parameters():
+            p.add_(1.0)
+    assert torch.equal(m.decode_codes(codes), before)          # decoding never runs the context path
+    with torch.no_grad():
+        for p in m.upsample.parameters():
+            p.add_(1.0)
+    assert not torch.allclose(m.decode_codes(codes), before)   # the upsampling path feeds the decoder
+
+
+def test_bottom_downsample_one_for_28x28_images():
+    from components.vq.build import code_shapes
+    from pipelines.core.config import validate_config
+    from pipelines.vq.config import VQConfig
+
+    m = HierarchicalVQVAE(VQVAESpec(in_channels=1, hidden=16, res_channels=8, n_res=1, num_codes=16,
+                                    code_dim=4, levels=2, downsample=1)).eval()
+    x = torch.rand(2, 1, 28, 28) - 0.5
+    out = m(x)
+    assert out.recon.shape == x.shape
+    assert [tuple(c.shape[1:]) for c in out.codes] == [(14, 14), (7, 7)] == code_shapes(28, 2, 1)
+    with pytest.raises(ValueError, match="not divisible by 8"):
+        code_shapes(28, 2, 2)
+    with pytest.raises(Exception, match=r"data.image_size=28 must be divisible by 8 \(vq.downsample=2"):
+        validate_config(VQConfig, {"data": {"image_size": 28}})
+    assert validate_config(VQConfig, {"data": {"image_size": 28}, "vq": {"downsample": 1}}).vq.downsample == 1
+
+
 @pytest.mark.parametrize("ema", [True, False])
 def test_vqvae2_learns_digits(ema):
     from sklearn.datasets import load_digits

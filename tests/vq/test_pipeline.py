@@ -52,8 +52,10 @@ def test_vqvae2_pipeline_end_to_end(ray_local, tmp_path):
     assert 0 <= m["acceptance_rate"] <= 1 and m["sample_count"] == 20
     # honest sample metrics: a scorer that did not filter, FID / CAS / PR before and after
     assert m["filter_train_images"] + m["scorer_train_images"] == len(codes[codes.split == "train"])
-    for k in ("fid_before", "cas_before", "precision_before", "recall_before", "scorer_test_accuracy"):
+    for k in ("fid_before", "cas_before", "precision_before", "recall_before", "scorer_test_accuracy",
+              "fid_real_reference", "cas_real_reference", "precision_real_reference"):
         assert m[k] is not None and m[k] >= 0, k
+    assert m["real_reference_count"] == m["sample_count"] and m["control_count"] == m["accepted_count"]
     from pipelines.vq.stages.classifier import load_classifier
     from components.vq.sample_metrics import assert_independent
 
@@ -67,6 +69,7 @@ def test_vqvae2_pipeline_end_to_end(ray_local, tmp_path):
     report = open(res.artifact("report").path("report.md")).read()
     assert "![samples](samples.png)" in report and "test_nmse" in report
     assert "judged independently" in report and "| threshold | accepted |" in report
+    assert "real images (reference)" in report
     assert "![curves](curves.png)" in report
     with open(res.artifact("report").path("samples.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -45,6 +45,25 @@ def test_output_has_zero_gradient_wrt_current_and_later_inputs(kw):
             assert (mag[order < p] > 0).all(), f"blind spot before {(i, j)}:\n{mag}"
 
 
+def test_pixelsnail_keys_see_the_input_and_the_mask_is_strict():
+    """PixelSNAIL: keys/values are computed from [features, input, position]; a query attends to
+    strictly earlier keys only, and the first position (no earlier key) gets no attention output."""
+    from components.vq.prior import CausalSelfAttention
+
+    torch.manual_seed(0)
+    att = CausalSelfAttention(8, 2, (3, 4)).eval()
+    h = torch.randn(1, 8, 3, 4)
+    inp = torch.randn(1, 8, 3, 4, requires_grad=True)
+    out, _ = att(h, inp)
+    q = 1 * 4 + 2                                             # query at (1, 2)
+    (g,) = torch.autograd.grad(out.flatten(2)[0, :, q].sum(), inp, retain_graph=True)
+    mag = g.abs().sum(1).flatten()
+    assert (mag[:q] > 0).all() and (mag[q:] == 0).all()     # earlier inputs only, not its own
+    (g0,) = torch.autograd.grad(out.flatten(2)[0, :, 0].sum(), inp)
+    assert (g0 == 0).all()
+    assert torch.allclose(out[0, :, 0, 0], h[0, :, 0, 0] + att.out.bias)   # zero attention output
+
+
 def test_pixelcnn_receptive_field_reaches_upper_right():
     """The classic blind spot is up-right of the pixel; the vertical stack must cover it."""
     torch.manual_seed(0)
