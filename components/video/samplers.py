@@ -5,7 +5,11 @@ Indices are relative to the usable range ``[0, num_frames)`` of a clip; add the 
 to the last frame (the references loop or pad; clamping keeps time monotone).
 
 * :func:`dense_indices` — ``T`` frames at stride ``tau`` (C3D, R3D, R(2+1)D, I3D, S3D, X3D);
-  random start in training, centred at test.
+  random start in training, centred at test. ``tau`` may be fractional: frame ``k`` is
+  ``start + round(k * tau)``.
+* :func:`fps_step` — time-based sampling: the stride, in source frames, of ``tau`` frames of a
+  ``target_fps`` time grid (``tau * source_fps / target_fps``), so clips cover the same
+  duration whatever each video's frame rate (SlowFast samples at 30 fps this way).
 * :func:`multi_clip_starts` / :func:`dense_views` — ``n`` evenly spaced clips for multi-view
   testing (the "temporal clips" of "clips x crops").
 * :func:`tsn_indices` — TSN: ``K`` equal segments; one snippet of ``new_length`` consecutive
@@ -21,7 +25,7 @@ import numpy as np
 
 from components.errors import ConfigError
 
-__all__ = ["dense_indices", "multi_clip_starts", "dense_views", "tsn_indices", "slowfast_indices",
+__all__ = ["fps_step", "dense_indices", "multi_clip_starts", "dense_views", "tsn_indices", "slowfast_indices",
            "spatial_crops"]
 
 
@@ -37,18 +41,35 @@ def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def dense_indices(num_frames: int, T: int, tau: int = 1, *, train: bool = False,
+def fps_step(tau: float, source_fps: float, target_fps: float) -> float:
+    """Source frames between two sampled frames ``tau`` frames apart on a ``target_fps`` grid."""
+    if source_fps <= 0 or target_fps <= 0:
+        raise ConfigError(f"fps must be > 0, got source_fps={source_fps}, target_fps={target_fps}")
+    if tau <= 0:
+        raise ConfigError(f"tau must be > 0, got {tau}")
+    return float(tau) * float(source_fps) / float(target_fps)
+
+
+def _offsets(T: int, tau: float) -> np.ndarray:
+    """``round(k * tau)`` for ``k < T`` (exact integers for an integer ``tau``)."""
+    return np.floor(np.arange(T, dtype=np.float64) * float(tau) + 0.5).astype(np.int64)
+
+
+def _span(T: int, tau: float) -> int:
+    return int(_offsets(T, tau)[-1]) + 1
+
+
+def dense_indices(num_frames: int, T: int, tau: float = 1, *, train: bool = False,
                   rng: np.random.Generator | int | None = None, start: int | None = None) -> np.ndarray:
-    """``T`` indices ``start + tau * [0..T-1]`` clamped to ``num_frames - 1``.
+    """``T`` indices ``start + round(tau * [0..T-1])`` clamped to ``num_frames - 1``.
 
     ``start`` defaults to a uniform random start in training and the centred start at test.
     """
     _check(num_frames, T=T, tau=tau)
-    span = (T - 1) * tau + 1
-    slack = max(0, num_frames - span)
+    slack = max(0, num_frames - _span(T, tau))
     if start is None:
         start = int(_rng(rng).integers(0, slack + 1)) if train else slack // 2
-    return np.minimum(start + tau * np.arange(T, dtype=np.int64), num_frames - 1)
+    return np.minimum(start + _offsets(T, tau), num_frames - 1)
 
 
 def multi_clip_starts(num_frames: int, span: int, num_clips: int) -> np.ndarray:
@@ -65,11 +86,10 @@ def multi_clip_starts(num_frames: int, span: int, num_clips: int) -> np.ndarray:
     return np.clip(np.floor(centres - span / 2), 0, slack).astype(np.int64)
 
 
-def dense_views(num_frames: int, T: int, tau: int, num_clips: int) -> np.ndarray:
+def dense_views(num_frames: int, T: int, tau: float, num_clips: int) -> np.ndarray:
     """``[num_clips, T]`` indices of evenly spaced dense clips for multi-view testing."""
-    span = (T - 1) * tau + 1
     return np.stack([dense_indices(num_frames, T, tau, start=int(s))
-                     for s in multi_clip_starts(num_frames, span, num_clips)])
+                     for s in multi_clip_starts(num_frames, _span(T, tau), num_clips)])
 
 
 def tsn_indices(num_frames: int, num_segments: int, *, new_length: int = 1, train: bool = False,

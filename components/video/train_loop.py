@@ -6,7 +6,8 @@
   exposing ``forward_train`` (hidden two-stream).
 * :func:`predict` — class probabilities averaged over the views of multi-view batches
   (``[B, V, ...]`` inputs), plus labels; :func:`embed` — ``model.features`` averaged over views.
-* :func:`topk_accuracy`, :func:`confusion_matrix`, :func:`plot_confusion`.
+* :func:`topk_accuracy`, :func:`per_class_accuracy` (with the mean-class accuracy of UCF101 /
+  HMDB51 papers), :func:`confusion_matrix`, :func:`plot_confusion`.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["model_input", "autocast", "train_epoch", "predict", "embed", "topk_accuracy",
-           "confusion_matrix", "plot_confusion"]
+           "per_class_accuracy", "confusion_matrix", "plot_confusion"]
 
 
 def model_input(batch: dict[str, torch.Tensor]):
@@ -120,6 +121,22 @@ def topk_accuracy(probs: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = (
         kk = min(k, probs.shape[1])
         out[f"top{k}"] = float((order[:, :kk] == labels[:, None]).any(1).mean()) if len(labels) else 0.0
     return out
+
+
+def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(accuracy [C], count [C], mean-class accuracy)``.
+
+    ``accuracy[c]`` is the top-1 recall of class ``c`` (NaN when the split has no clip of it);
+    the mean-class accuracy averages it over the classes present, so every class weighs the
+    same however many clips it has (top-1 weighs clips).
+    """
+    pred, labels = np.asarray(pred).astype(int), np.asarray(labels).astype(int)
+    count = np.bincount(labels, minlength=num_classes)[:num_classes]
+    hits = np.bincount(labels[pred == labels], minlength=num_classes)[:num_classes]
+    acc = np.full(num_classes, np.nan)
+    present = count > 0
+    acc[present] = hits[present] / count[present]
+    return acc, count, float(acc[present].mean()) if present.any() else 0.0
 
 
 def confusion_matrix(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:

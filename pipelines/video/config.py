@@ -69,17 +69,25 @@ class FlowConfig(StrictModel):
 class DecodeConfig(StrictModel):
     """Decoding shared by the flow cache and the clip loaders."""
 
-    resize: int = Field(36, ge=8, description="decoded frame side (square) before cropping")
-    cache_frames: bool = Field(True, description="keep decoded videos in memory (small datasets)")
+    resize: int = Field(36, ge=8, description="short side (px) frames are decoded at; the aspect ratio is kept")
+    cache_mb: float = Field(512, ge=0, description="keep decoded videos in memory only when a split decodes to at "
+                            "most this many MB; larger datasets stream from disk (0: always stream)")
 
 
 class ClipConfig(StrictModel):
     """How clips are cut for every model (its inputs come from the model registry)."""
 
     frames: int | None = Field(8, ge=1, description="frames of the densest clip input (None: published)")
-    stride: int = Field(2, ge=1, description="tau between sampled frames")
+    stride: int = Field(2, ge=1, description="tau between sampled frames (frames of the clip.fps grid when set)")
+    fps: float | None = Field(None, gt=0, description="sample clips on a time grid of this many frames per second "
+                              "(each video's frame rate maps it to its frames); None: the videos' own frames")
     size: int = Field(32, ge=8, description="crop side fed to the model (<= decode.resize)")
     sampling: Literal["auto", "dense", "tsn"] = Field("auto", description="auto: tsn for TSN models")
+    scale: tuple[int, int] | None = Field(None, description="training short-side scale jitter [lo, hi] px "
+                                          "(clip.size <= lo <= hi); None: random crop only")
+    hflip: bool = Field(False, description="random horizontal flips in training (off: a flip changes direction classes)")
+    normalize: Literal["auto", "kinetics_torchvision", "kinetics_pytorchvideo", "imagenet", "inception"] = Field(
+        "auto", description="RGB mean/std; auto: the statistics of the model family's pre-training")
 
 
 class ModelConfig(StrictModel):
@@ -99,10 +107,13 @@ class TrainConfig(StrictModel):
 
 
 class EvalConfig(StrictModel):
-    split: str = Field("val", description="split evaluated (val or test)")
+    split: str | None = Field(None, description="split evaluated; None: test when the index has one (UCF101/HMDB51 "
+                              "splits, folder train/val/test), else val")
     temporal_views: int = Field(2, ge=1, description="clips per video (softmax averaged over all views)")
     spatial_views: Literal[1, 3, 5] = Field(1, description="crops per clip: 1 centre, 3 or 5")
     batch_size: int = Field(16, ge=1, description="clips per forward pass")
+    tsn_snippets: int | None = Field(None, ge=1, description="TSN models: score this many evenly spaced snippets "
+                                     "one by one (25 in the TSN paper); None: the K segment centres")
 
 
 class EmbedConfig(StrictModel):
@@ -127,4 +138,6 @@ class VideoConfig(StrictModel):
     def _crop_fits(self):
         if self.clip.size > self.decode.resize:
             raise ValueError(f"clip.size {self.clip.size} > decode.resize {self.decode.resize}")
+        if self.clip.scale is not None and not self.clip.size <= self.clip.scale[0] <= self.clip.scale[1]:
+            raise ValueError(f"clip.scale {list(self.clip.scale)} must satisfy clip.size ({self.clip.size}) <= lo <= hi")
         return self

@@ -34,8 +34,11 @@ def test_tiny_video_pipeline_runs_and_resumes(ray_local, tmp_root):
     metrics = json.load(open(f"{ev}/metrics.json"))
     assert metrics["multi_view"]["views"] == 6 and metrics["clips"] == 12
     assert 0 <= metrics["multi_view"]["top1"] <= metrics["multi_view"]["top5"] <= 1
+    assert metrics["split"] == "val" and 0 <= metrics["multi_view"]["mean_class_acc"] <= 1
+    assert len(metrics["per_class"]) == 12 and all(v["clips"] == 1 for v in metrics["per_class"].values())
     assert os.path.getsize(f"{ev}/confusion.png") > 1000
-    assert "| multi_view | 6 |" in open(f"{ev}/report.md").read()
+    report = open(f"{ev}/report.md").read()
+    assert "| multi_view | 6 |" in report and "## Per class" in report
     emb = pq.read_table(f"{_stage_dir(res, 'embed')}/embeddings.parquet").to_pandas()
     assert len(emb) == 48 and len(emb["embedding"].iloc[0]) == 64 and emb["video_id"].is_unique
     hist = pq.read_table(f"{_stage_dir(res, 'train')}/history.parquet").to_pandas()

@@ -9,6 +9,7 @@ import torch
 from components.errors import ConfigError
 from components.video import models
 from components.video.clips import ClipDataset, plan_inputs
+from components.video.transforms import normalization_for
 from pipelines.core.train import load_state
 
 
@@ -37,8 +38,15 @@ def sampling_of(cfg, spec) -> str:
     return "tsn" if spec.family == "tsn" else "dense"
 
 
+def normalization_of(cfg, spec) -> str:
+    """``clip.normalize``, or the statistics of the model family's pre-training (auto)."""
+    if cfg.clip.normalize != "auto":
+        return cfg.clip.normalize
+    return normalization_for(spec.name, spec.family)
+
+
 def make_dataset(cfg, index: pd.DataFrame, *, train: bool, flows: dict[str, str],
-                 temporal_views: int = 1, spatial_views: int = 1) -> ClipDataset:
+                 temporal_views: int = 1, spatial_views: int = 1, tsn_snippets: int | None = None) -> ClipDataset:
     """The ClipDataset feeding ``cfg.model.name`` at the run's clip budget."""
     spec = models.spec(cfg.model.name)
     segments = snippet = None
@@ -49,11 +57,14 @@ def make_dataset(cfg, index: pd.DataFrame, *, train: bool, flows: dict[str, str]
     needs_flow = any(p.modality == "flow" for p in plans)
     if needs_flow and not flows and cfg.flow.enabled:
         raise ConfigError("model needs flow but the flow cache is empty")
+    sampling = sampling_of(cfg, spec)
     return ClipDataset(index, plans, train=train, stride=cfg.clip.stride, size=cfg.clip.size,
-                       resize=cfg.decode.resize, sampling=sampling_of(cfg, spec),
+                       resize=cfg.decode.resize, sampling=sampling,
                        temporal_views=temporal_views, spatial_views=spatial_views,
                        flow_files=flows, flow_method=cfg.flow.method, flow_bound=cfg.flow.bound,
-                       cache_frames=cfg.decode.cache_frames, seed=cfg.seed)
+                       cache_mb=cfg.decode.cache_mb, seed=cfg.seed, fps=cfg.clip.fps,
+                       scale=cfg.clip.scale, hflip=cfg.clip.hflip, normalize=normalization_of(cfg, spec),
+                       tsn_snippets=tsn_snippets if sampling == "tsn" else None)
 
 
 def build_model(cfg, num_classes: int) -> torch.nn.Module:
@@ -73,3 +84,25 @@ def split_rows(index: pd.DataFrame, split: str) -> pd.DataFrame:
     if rows.empty:
         raise ConfigError(f"split '{split}' has no clips (splits: {sorted(index['split'].unique())})")
     return rows
+
+
+def eval_split(cfg, index: pd.DataFrame) -> str:
+    """The split ``evaluate`` scores: ``evaluate.split``, or (None) ``test`` when the index has
+    one (UCF101 / HMDB51 split files, a folder with train/val/test) and else ``val``."""
+    if cfg.evaluate.split is not None:
+        return cfg.evaluate.split
+    splits = set(index["split"].unique())
+    if "test" in splits:
+        return "test"
+    if "val" in splits:
+        return "val"
+    raise ConfigError(f"the index has neither a test nor a val split (splits: {sorted(splits)}); "
+                      "set evaluate.split")
+
+
+def monitor_split(cfg, index: pd.DataFrame) -> str | None:
+    """The split the training loop scores every epoch: ``val`` when the index has one (never the
+    test split, so nothing is chosen on it), else None (no per-epoch validation)."""
+    if cfg.evaluate.split is not None and cfg.evaluate.split != "test":
+        return cfg.evaluate.split
+    return "val" if (index["split"] == "val").any() else None

@@ -12,7 +12,8 @@ import torch
 
 from components.video.train_loop import predict, topk_accuracy, train_epoch
 from pipelines.core.train import Session, fit, final_state, unwrap
-from pipelines.video.stages.common import build_model, flow_files, load_index, make_dataset, split_rows
+from pipelines.video.stages.common import (build_model, flow_files, load_index, make_dataset, monitor_split,
+                                          split_rows)
 
 
 def train_worker(config: dict) -> None:
@@ -25,8 +26,8 @@ def train_worker(config: dict) -> None:
     classes = config["classes"]
     flows = config["flow_files"]
     train_ds = make_dataset(cfg, split_rows(index, "train"), train=True, flows=flows)
-    val_rows = index[index["split"] == cfg.evaluate.split]
-    val_ds = make_dataset(cfg, val_rows, train=False, flows=flows) if len(val_rows) else None
+    monitor = monitor_split(cfg, index)        # never the test split
+    val_ds = make_dataset(cfg, split_rows(index, monitor), train=False, flows=flows) if monitor else None
     loader = s.loader(train_ds, cfg.train.batch_size, num_workers=cfg.train.loader_workers)
     model = build_model(cfg, len(classes))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
