@@ -41,3 +41,43 @@ def test_state_dict_and_outputs_match_torchvision(name, shape):
     torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
     # and back: our weights drive torchvision's model to our outputs
     theirs.load_state_dict(ours.state_dict(), strict=True)
+
+
+def _random_bn(model):
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
+    return model.eval()
+
+
+def test_googlenet_bn_runs_torchvision_googlenet_weights():
+    """torchvision GoogLeNet (with its auxiliary heads, as in its checkpoints) -> googlenet_bn."""
+    from torchvision.models import googlenet
+    from components.video.models.inception3d import googlenet_bn
+    from components.video.models.weights import load_weights
+    torch.manual_seed(0)
+    theirs = _random_bn(googlenet(num_classes=10, aux_logits=True, init_weights=True, transform_input=False))
+    ours = googlenet_bn(10)
+    load_weights(ours, theirs.state_dict())
+    ours.eval()
+    for shape in ((2, 3, 224, 224), (1, 3, 97, 131)):
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-5)
+
+
+def test_frame_resnet_runs_torchvision_resnet_weights():
+    from torchvision.models import resnet18
+    from components.video.models.resnet3d import FrameResNet
+    from components.video.models.weights import load_weights
+    torch.manual_seed(0)
+    theirs = _random_bn(resnet18(num_classes=10))
+    ours = FrameResNet(18, 3, 10)
+    load_weights(ours, theirs.state_dict())
+    x = torch.randn(2, 3, 64, 80)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), theirs(x), rtol=1e-4, atol=1e-5)

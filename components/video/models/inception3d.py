@@ -50,10 +50,12 @@ class Conv3dTPad(nn.Conv3d):
 class _Unit:
     """Factory of the k x k (x k) unit and of 1x1 units, for one (dim, kind, bn) choice."""
 
-    def __init__(self, kind: str, bn_eps: float, bn_momentum: float, temporal_padding: str):
+    def __init__(self, kind: str, bn_eps: float, bn_momentum: float, temporal_padding: str,
+                 pool_style: str = "s3d"):
         self.kind, self.dim = kind, 2 if kind == "2d" else 3
         self.bn = {"bn_eps": bn_eps, "bn_momentum": bn_momentum}
         self.tpad = temporal_padding
+        self.ceil = pool_style == "googlenet"
 
     def one(self, cin, cout):
         return ConvBNAct(cin, cout, 1, 1, 0, dim=self.dim, **self.bn)
@@ -67,11 +69,16 @@ class _Unit:
             unit[0] = Conv3dTPad(cin, cout, (k,) * 3, (stride,) * 3, (pad,) * 3, bias=False)
         return unit
 
-    def maxpool(self, k, stride, pad):
-        """``k``/``stride``/``pad`` as 3-tuples (t, h, w); 2D drops t."""
+    def maxpool(self, k, stride, pad, inner=False):
+        """``k``/``stride``/``pad`` as 3-tuples (t, h, w); 2D drops t. With the ``googlenet``
+        pool style the strided pools are unpadded with ``ceil_mode`` (torchvision's GoogLeNet;
+        the same windows as TensorFlow's 'SAME' pooling of the I3D release on even sizes)."""
+        ceil = self.ceil
+        if ceil and not inner:
+            pad = (0, 0, 0)
         if self.dim == 2:
-            return nn.MaxPool2d(k[1:], stride[1:], pad[1:])
-        return nn.MaxPool3d(k, stride, pad)
+            return nn.MaxPool2d(k[1:], stride[1:], pad[1:], ceil_mode=ceil)
+        return nn.MaxPool3d(k, stride, pad, ceil_mode=ceil)
 
 
 class InceptionBlock(nn.Module):
@@ -82,7 +89,7 @@ class InceptionBlock(nn.Module):
         self.branch0 = u.one(cin, b0)
         self.branch1 = nn.Sequential(u.one(cin, b1m), u.kxk(b1m, b1, 3, 1, 1))
         self.branch2 = nn.Sequential(u.one(cin, b2m), u.kxk(b2m, b2, 3, 1, 1))
-        self.branch3 = nn.Sequential(u.maxpool((3, 3, 3), (1, 1, 1), (1, 1, 1)), u.one(cin, b3))
+        self.branch3 = nn.Sequential(u.maxpool((3, 3, 3), (1, 1, 1), (1, 1, 1), inner=True), u.one(cin, b3))
         self.gates = nn.ModuleList([SelfGating3d(c) for c in (b0, b1, b2, b3)]) if gating else None
         self.out_channels = b0 + b1 + b2 + b3
 
@@ -100,7 +107,7 @@ class InceptionFeatures(nn.Sequential):
 
     def __init__(self, *layers, pool, dim):
         super().__init__(*layers)
-        self.pool, self.dim = pool, dim
+        self.pool, self.dim = pool, dim     # pool None: global average (torchvision GoogLeNet)
 
     def feature_map(self, x):
         check_clip(x, self.dim + 2, "InceptionNet")
@@ -110,6 +117,8 @@ class InceptionFeatures(nn.Sequential):
 
     def forward(self, x):
         m = self.feature_map(x)
+        if self.pool is None:
+            return m.flatten(2).mean(-1)
         k = tuple(min(a, b) for a, b in zip(self.pool, m.shape[2:]))
         pool = F.avg_pool3d if self.dim == 3 else F.avg_pool2d
         return pool(m, k, 1).flatten(2).mean(-1)
@@ -118,16 +127,20 @@ class InceptionFeatures(nn.Sequential):
 class InceptionNet(nn.Module):
     """Inception-v1 (BN) in 2D or 3D; see the module docstring for ``unit`` and ``gating``.
 
-    ``pool`` is the final average pool (t, h, w) with stride 1 (torchvision S3D: (2, 7, 7)).
+    ``pool`` is the final average pool (t, h, w) with stride 1 (torchvision S3D: (2, 7, 7)); None
+    is a global average. ``pool_style``: ``s3d`` (padded max-pools, torchvision's S3D) or
+    ``googlenet`` (unpadded ceil-mode max-pools, torchvision's GoogLeNet and the I3D release).
     ``model.features(x)`` gives the (B, 1024) clip embedding, ``model(x)`` the logits.
     """
 
     def __init__(self, num_classes=400, unit="3d", gating=False, in_channels=3, dropout=0.2,
-                 bn_eps=1e-3, bn_momentum=0.1, temporal_padding="zeros", pool=(2, 7, 7)):
+                 bn_eps=1e-3, bn_momentum=0.1, temporal_padding="zeros", pool=(2, 7, 7), pool_style="s3d"):
         super().__init__()
         if unit not in ("2d", "3d", "sep"):
             raise ValueError(f"unit must be 2d, 3d or sep, got {unit!r}")
-        u = _Unit(unit, bn_eps, bn_momentum, temporal_padding)
+        if pool_style not in ("s3d", "googlenet"):
+            raise ValueError(f"pool_style must be s3d or googlenet, got {pool_style!r}")
+        u = _Unit(unit, bn_eps, bn_momentum, temporal_padding, pool_style)
         self.dim = u.dim
         conv2c = u.kxk(64, 192, 3, 1, 1)
         if gating:
@@ -144,7 +157,7 @@ class InceptionNet(nn.Module):
             blocks["4b"], blocks["4c"], blocks["4d"], blocks["4e"], blocks["4f"],
             u.maxpool((2, 2, 2), (2, 2, 2), (0, 0, 0)),
             blocks["5b"], blocks["5c"],
-            pool=tuple(pool) if self.dim == 3 else tuple(pool[1:]), dim=self.dim)
+            pool=None if pool is None else tuple(pool) if self.dim == 3 else tuple(pool[1:]), dim=self.dim)
         self.feature_dim = 1024
         conv = nn.Conv3d if self.dim == 3 else nn.Conv2d
         self.classifier = nn.Sequential(nn.Dropout(dropout), conv(1024, num_classes, 1, bias=True))
@@ -184,12 +197,21 @@ def inflate_state_dict(state_2d: dict, model_3d: nn.Module) -> dict:
 
 
 def googlenet_bn(num_classes=1000, in_channels=3, **kw) -> InceptionNet:
-    """2D Inception-v1 with batch norm (the network I3D inflates; BN-Inception family of TSN)."""
+    """2D Inception-v1 with batch norm (the network I3D inflates; BN-Inception family of TSN).
+
+    Same computation as torchvision's ``GoogLeNet(aux_logits=False, transform_input=False)``
+    (ceil-mode max-pools, global average pool); its state dict loads through
+    :func:`components.video.models.weights.googlenet_from_torchvision`."""
+    kw.setdefault("pool_style", "googlenet")
+    kw.setdefault("pool", None)
     return InceptionNet(num_classes, unit="2d", in_channels=in_channels, **kw)
 
 
 def i3d(num_classes=400, **kw) -> InceptionNet:
-    """I3D: Inception-v1 with every kernel inflated to 3D (Carreira & Zisserman 2017)."""
+    """I3D: Inception-v1 with every kernel inflated to 3D (Carreira & Zisserman 2017), with the
+    release's pooling (unpadded ceil-mode max-pools: the windows of TF 'SAME' on even sizes),
+    so it inflates :func:`googlenet_bn` exactly."""
+    kw.setdefault("pool_style", "googlenet")
     return InceptionNet(num_classes, unit="3d", **kw)
 
 

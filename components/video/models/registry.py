@@ -124,11 +124,14 @@ def spec(name: str) -> ModelSpec:
         raise ConfigError(f"unknown video model '{name}'; choose one of: {', '.join(sorted(_REGISTRY))}") from None
 
 
-def build(name: str, num_classes: int, **kw) -> nn.Module:
+def build(name: str, num_classes: int, weights=None, **kw) -> nn.Module:
     """Build model ``name`` with a ``num_classes``-way classifier.
 
     Extra keyword arguments go to the model's builder (e.g. ``dropout``, ``in_channels``,
     ``segments`` for TSN, ``fusion`` for two-stream). The returned module carries ``.spec``.
+    ``weights``: a local state-dict file (or dict) to start from, in our / torchvision /
+    pytorchvideo naming or a 2D checkpoint for I3D inflation and 2D trunks
+    (:func:`components.video.models.weights.load_weights`; its report is ``model.weights_report``).
     """
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
@@ -140,6 +143,9 @@ def build(name: str, num_classes: int, **kw) -> nn.Module:
             raise
         raise ConfigError(f"video model '{name}': bad builder arguments {sorted(kw)}: {e}") from None
     model.spec = s
+    if weights is not None:
+        from components.video.models.weights import load_weights
+        model.weights_report = load_weights(model, weights)
     return model
 
 
