@@ -93,6 +93,10 @@ class ClipConfig(StrictModel):
 class ModelConfig(StrictModel):
     name: str = Field("r3d_18", description="a name from components.video.models.names()")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="builder arguments, e.g. planes")
+    weights: str | None = path_field(None, description="local state dict the train stage starts from: our or "
+                                     "torchvision naming (r3d/mc3/r(2+1)d/s3d), pytorchvideo (x3d/slowfast/i3d_r50), "
+                                     "a 2D GoogLeNet for i3d (inflated) or a 2D ResNet/GoogLeNet for the tsn/two-stream "
+                                     "trunks; a classifier of another class count starts fresh")
 
 
 class TrainConfig(StrictModel):

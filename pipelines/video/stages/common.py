@@ -67,8 +67,9 @@ def make_dataset(cfg, index: pd.DataFrame, *, train: bool, flows: dict[str, str]
                        tsn_snippets=tsn_snippets if sampling == "tsn" else None)
 
 
-def build_model(cfg, num_classes: int) -> torch.nn.Module:
-    return models.build(cfg.model.name, num_classes, **cfg.model.kwargs)
+def build_model(cfg, num_classes: int, weights: str | None = None) -> torch.nn.Module:
+    """``cfg.model`` with ``num_classes`` outputs; ``weights``: a file to start from (train stage)."""
+    return models.build(cfg.model.name, num_classes, weights=weights, **cfg.model.kwargs)
 
 
 def load_trained_model(ctx, num_classes: int) -> torch.nn.Module:

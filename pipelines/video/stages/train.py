@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 
 from components.video.train_loop import predict, topk_accuracy, train_epoch
+from pipelines.core.hints import config_hints
 from pipelines.core.train import Session, fit, final_state, unwrap
 from pipelines.video.stages.common import (build_model, flow_files, load_index, make_dataset, monitor_split,
                                           split_rows)
@@ -29,7 +30,7 @@ def train_worker(config: dict) -> None:
     monitor = monitor_split(cfg, index)        # never the test split
     val_ds = make_dataset(cfg, split_rows(index, monitor), train=False, flows=flows) if monitor else None
     loader = s.loader(train_ds, cfg.train.batch_size, num_workers=cfg.train.loader_workers)
-    model = build_model(cfg, len(classes))
+    model = build_model(cfg, len(classes), weights=cfg.model.weights)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     steps = cfg.train.epochs * len(loader.batch_sampler)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.train.lr, total_steps=max(steps, 1),
@@ -59,7 +60,13 @@ def run_train(ctx) -> None:
     index, classes = load_index(ctx)
     flows = flow_files(ctx)
     make_dataset(cfg, split_rows(index, "train").head(1), train=True, flows=flows)[0]  # fail fast, in the driver
-    model = build_model(cfg, len(classes))
+    with config_hints(weights="set model.weights to a local state dict of this model (docs/video-models.md, "
+                              "'Weights from files'), or unset it to start from scratch"):
+        model = build_model(cfg, len(classes), weights=cfg.model.weights)   # a bad weights file fails here
+    if cfg.model.weights:
+        rep = model.weights_report
+        ctx.log("weights %s (%s naming): %d tensors loaded%s", cfg.model.weights, rep.naming, rep.loaded,
+                f", fresh {rep.reinitialised}" if rep.reinitialised else "")
     n_params = sum(p.numel() for p in model.parameters())
     ctx.log("training %s (%.2fM params) on %d clips, %d classes", cfg.model.name, n_params / 1e6,
             int((index["split"] == "train").sum()), len(classes))
