@@ -10,7 +10,7 @@ end_sec``):
   files named ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` (trimmed, the Kinetics convention)
   or ``<youtube_id>.<ext>`` (untrimmed; the time window is then applied when sampling).
 
-:func:`build_index` probes every candidate with PyAV (:func:`components.video.decode.probe`)
+:func:`build_index` (= :func:`probe_candidates` + :func:`assemble_index`) probes every candidate with PyAV (:func:`components.video.decode.probe`)
 and returns ``(index, rejects)`` DataFrames. A file that is missing, unreadable, truncated or
 undecodable goes to ``rejects`` with its reason; it never stops the ingest.
 
@@ -33,7 +33,8 @@ from components.errors import InputError
 from components.video.decode import probe
 
 __all__ = ["VIDEO_EXTENSIONS", "INDEX_COLUMNS", "REJECT_COLUMNS", "scan_folder", "read_split_files",
-           "read_kinetics_csv", "build_index", "hash_split"]
+           "read_kinetics_csv", "build_index", "check_unique_ids", "probe_candidates", "assemble_index",
+           "hash_split"]
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
 INDEX_COLUMNS = ["video_id", "path", "label", "label_id", "split", "fps", "num_frames", "frame_start",
@@ -216,23 +217,26 @@ def _probe_row(row: dict, verify: bool) -> dict:
             "height": info.height, "duration": n / info.fps, "reason": None}
 
 
-def build_index(candidates: pd.DataFrame, classes: Sequence[str] | None = None, *, verify: bool = True,
-                workers: int = 1, min_frames: int = 1,
-                progress: Callable[[Iterable], Iterable] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Probe every candidate; return ``(index, rejects)``.
-
-    ``classes`` fixes the label order (``label_id`` = position); by default sorted labels.
-    Files with fewer than ``min_frames`` usable frames are rejected too. Duplicated
-    ``video_id`` values raise :class:`InputError` (they would collide in embeddings/flow).
-    """
+def check_unique_ids(candidates: pd.DataFrame) -> None:
+    """Duplicated ``video_id`` values raise :class:`InputError` (they would collide in embeddings/flow)."""
     dup = candidates["video_id"][candidates["video_id"].duplicated()]
     if len(dup):
         raise InputError(f"duplicate video_id {dup.iloc[0]!r} ({len(dup)} duplicates)",
                          fix="video ids must be unique; rename the files or use one layout")
+
+
+def probe_candidates(candidates: pd.DataFrame, *, verify: bool = True, workers: int = 1,
+                     progress: Callable[[Iterable], Iterable] | None = None) -> list[dict]:
+    """Probe every candidate row (in order); each result row carries ``reason`` (None = usable)."""
     rows = candidates.to_dict("records")
     with ThreadPoolExecutor(max(1, workers)) as pool:
         mapped = pool.map(lambda r: _probe_row(r, verify), rows)
-        results = list(progress(mapped) if progress else mapped)
+        return list(progress(mapped) if progress else mapped)
+
+
+def assemble_index(results: list[dict], classes: Sequence[str] | None = None, *,
+                   min_frames: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(index, rejects)`` from :func:`probe_candidates` rows (see :func:`build_index`)."""
     ok = [r for r in results if r["reason"] is None and r["num_frames"] >= min_frames]
     bad = [r if r["reason"] is not None else {**r, "reason": f"too short: {r['num_frames']} < {min_frames} frames"}
            for r in results if r["reason"] is not None or r["num_frames"] < min_frames]
@@ -247,3 +251,19 @@ def build_index(candidates: pd.DataFrame, classes: Sequence[str] | None = None, 
                           "width": "int32", "height": "int32", "duration": "float64"})
     rejects = pd.DataFrame(bad, columns=REJECT_COLUMNS).astype({"reason": "string"})
     return index[INDEX_COLUMNS].reset_index(drop=True), rejects.reset_index(drop=True)
+
+
+def build_index(candidates: pd.DataFrame, classes: Sequence[str] | None = None, *, verify: bool = True,
+                workers: int = 1, min_frames: int = 1,
+                progress: Callable[[Iterable], Iterable] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Probe every candidate; return ``(index, rejects)``.
+
+    ``classes`` fixes the label order (``label_id`` = position); by default sorted labels.
+    Files with fewer than ``min_frames`` usable frames are rejected too. Duplicated
+    ``video_id`` values raise :class:`InputError` (they would collide in embeddings/flow).
+    The same as :func:`check_unique_ids` + :func:`probe_candidates` + :func:`assemble_index`
+    (the ingest stage runs the probing as shards over the cluster instead of ``workers`` threads).
+    """
+    check_unique_ids(candidates)
+    results = probe_candidates(candidates, verify=verify, workers=workers, progress=progress)
+    return assemble_index(results, classes, min_frames=min_frames)

@@ -357,6 +357,28 @@ class ArtifactWriter:
         self._tables[name] = {"rows": int(sum(p["rows"] for p in parts)), "schema": schema,
                               "parts": [p["file"] for p in parts]}
 
+    def merge_parts(self, name: str) -> None:
+        """Turn the parts of table ``name`` into one ``<name>.parquet`` (for readers that open
+        the file itself), streaming one part at a time (memory: one part)."""
+        meta = self._tables.pop(name)
+        staging = self.staging()
+        dest = self.path(f"{name}.parquet")
+        writer = None
+        try:
+            for rel in meta["parts"]:
+                t = pq.read_table(f"{staging}/{rel}", filesystem=self.store.fs)
+                if writer is None:
+                    writer = pq.ParquetWriter(dest, t.schema, compression=COMPRESSION)
+                writer.write_table(t)
+        finally:
+            if writer is not None:
+                writer.close()
+        for rel in meta["parts"]:
+            self.store.fs.delete_file(f"{staging}/{rel}")
+        if self.store.local and os.path.isdir(f"{staging}/{name}") and not os.listdir(f"{staging}/{name}"):
+            os.rmdir(f"{staging}/{name}")
+        self._tables[name] = {"rows": meta["rows"], "schema": meta["schema"]}
+
     def add_fanout(self, name: str, record: dict) -> None:
         """The shard records of one fan-out (index, units, node id, attempts, files): they go
         into the manifest under ``fanout.<name>``."""

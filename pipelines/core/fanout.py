@@ -39,7 +39,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -68,7 +68,10 @@ class FanoutConfig(StrictModel):
     memory_gb: float | None = Field(None, gt=0, description="memory reserved by each shard task (GiB), optional")
     max_retries: int = Field(2, ge=0, description="retries of a failed shard (a worker that died, or an error "
                                                   "that is not a recgen input/config error)")
-    spread: bool = Field(True, description="SPREAD scheduling: shards go to all nodes, not packed onto the first")
+    placement: Literal["nodes", "spread", "default"] = Field(
+        "nodes", description="nodes: shard i goes to the alive nodes in turn, in proportion to their CPUs (soft "
+                             "affinity: a busy or dead node's shards run elsewhere); spread: Ray's SPREAD; "
+                             "default: Ray's default (fills the local node first)")
     max_in_flight: int | None = Field(None, ge=1, description="shards submitted at once (None: all; Ray queues them)")
 
 
@@ -328,6 +331,27 @@ def _run_inline(fn, sctx_of, n: int, shared, cfg: FanoutConfig, name: str) -> li
     return out
 
 
+def _node_slots(cfg: FanoutConfig) -> list[str]:
+    """Alive node ids, each repeated once per shard it can run at a time (CPUs / num_cpus,
+    GPUs / num_gpus), interleaved: ``[a, b, a]`` for a 2-CPU node a and a 1-CPU node b. One
+    node (or none that fits): [] (Ray's default placement)."""
+    import ray
+
+    per_node = []
+    for n in sorted(ray.nodes(), key=lambda n: n["NodeID"]):
+        res = n.get("Resources", {})
+        if not n.get("Alive"):
+            continue
+        k = int(res.get("CPU", 0) // cfg.num_cpus) if cfg.num_cpus else 1
+        if cfg.num_gpus:
+            k = min(k, int(res.get("GPU", 0) // cfg.num_gpus))
+        if k > 0:
+            per_node.append((n["NodeID"], k))
+    if len(per_node) < 2:
+        return []
+    return [node for r in range(max(k for _, k in per_node)) for node, k in per_node if r < k]
+
+
 def _run_ray(fn, sctx_of, n: int, shared, cfg: FanoutConfig, name: str) -> list[dict]:
     import ray
 
@@ -337,8 +361,9 @@ def _run_ray(fn, sctx_of, n: int, shared, cfg: FanoutConfig, name: str) -> list[
                             "name": name}
     if cfg.memory_gb:
         opts["memory"] = int(cfg.memory_gb * 2**30)
-    if cfg.spread:
+    if cfg.placement == "spread":
         opts["scheduling_strategy"] = "SPREAD"
+    slots = _node_slots(cfg) if cfg.placement == "nodes" else []
     task = ray.remote(_run_shard).options(**opts)
     shared_ref = ray.put(shared)
     limit = cfg.max_in_flight or n
@@ -349,7 +374,14 @@ def _run_ray(fn, sctx_of, n: int, shared, cfg: FanoutConfig, name: str) -> list[
 
     def submit(i: int) -> None:
         attempts[i] += 1
-        running[task.remote(fn, sctx_of(i), shared_ref, cfg.num_cpus)] = i
+        t = task
+        if slots:   # retries go to the next node in turn
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            node = slots[(i + attempts[i] - 1) % len(slots)]
+            t = task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                node, soft=True, _spill_on_unavailable=True))
+        running[t.remote(fn, sctx_of(i), shared_ref, cfg.num_cpus)] = i
 
     try:
         while pending or running:

@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from pipelines.core.config import StageResources, StrictModel, path_field
+from pipelines.core.fanout import FanoutConfig, fanout_sized
 from pipelines.core.train import TrainerConfig
 
 Format = Literal["auto", "csv", "tsv", "jsonl", "parquet", "recbole"]
@@ -147,6 +148,7 @@ class SampleConfig(StrictModel):
     queries_per_epoch: int | None = Field(4096, ge=1, description="query nodes per epoch; null = all source nodes")
     epochs: int = Field(4, ge=1, description="sampled epochs (pretrain epoch e uses e mod epochs)")
     batch_size: int = Field(1024, ge=1, description="queries per vectorized sampling call")
+    fanout: FanoutConfig = fanout_sized(1, "sampling batch")
 
 
 class PretrainConfig(StrictModel):
@@ -182,6 +184,7 @@ class TargetEmbedConfig(StrictModel):
     """target_embed stage: the pre-trained encoder on target-domain ego views (mode c)."""
 
     batch_size: int = Field(256, ge=1, description="nodes per batch")
+    fanout: FanoutConfig = fanout_sized(8, "batch of target_embed.batch_size nodes")
 
 
 # ============================================================================ split / finetune / baselines / evaluate / recommend / report (rec helper)
@@ -304,11 +307,13 @@ class EvaluateConfig(StrictModel):
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20], description="cut-offs of HR@k / NDCG@k")
     sampled_negatives: int = Field(99, ge=1, description="sampled protocol: negatives ranked with each test positive")
     sample_seed: int = Field(2021, description="seed of the sampled candidates (same for every method)")
+    fanout: FanoutConfig = fanout_sized(4, "trained model")
 
 
 class RecommendConfig(StrictModel):
     k: int = Field(10, ge=1, description="items per user")
     method: str | None = Field(None, description="None = best mean validation NDCG@10 (never test)")
+    fanout: FanoutConfig = fanout_sized(4, "block of 2048 users")
 
 
 class ReportConfig(StrictModel):

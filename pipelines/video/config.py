@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from pipelines.core.config import StageResources, StrictModel, path_field
+from pipelines.core.fanout import FanoutConfig, fanout_sized
 from pipelines.core.train import TrainerConfig
 
 
@@ -42,7 +43,7 @@ class DataConfig(StrictModel):
     fold: int = Field(1, ge=1, le=3, description="ucf: official split number (1-3)")
     val_fraction: float = Field(0.2, ge=0, lt=1, description="folder layout without split folders")
     verify: bool = Field(True, description="demux every packet and decode first/last frame at ingest")
-    probe_workers: int = Field(2, ge=1, description="parallel workers probing the videos at ingest")
+    probe: FanoutConfig = fanout_sized(128, "candidate video")   # probing at ingest
     min_frames: int = Field(2, ge=1, description="videos with fewer frames go to rejects")
     motion: MotionData = MotionData()
     arrow: ArrowData = ArrowData()
@@ -63,7 +64,7 @@ class FlowConfig(StrictModel):
     method: Literal["tvl1", "dis", "farneback"] = Field(
         "dis", description="tvl1 is the references' estimator (~60 ms/pair at 36x36 on one core); dis ~1 ms")
     bound: float = Field(20.0, gt=0, description="clip to +-bound px before uint8 quantisation")
-    workers: int = Field(2, ge=1, description="parallel workers computing flow")
+    fanout: FanoutConfig = fanout_sized(16, "clip")
 
 
 class DecodeConfig(StrictModel):

@@ -48,6 +48,8 @@ def cluster_env() -> dict:
 
 
 class LoopbackCluster:
+    """``head_cpus`` on the head; a worker node with ``worker_cpus`` (none when 0)."""
+
     def __init__(self, head_cpus: int = 2, worker_cpus: int = 1):
         self.head_cpus, self.worker_cpus = head_cpus, worker_cpus
         self.gcs_port, self.dash_port = free_port(), free_port()
@@ -75,7 +77,23 @@ class LoopbackCluster:
         self.procs.append(subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=f, stderr=subprocess.STDOUT,
                                            start_new_session=True))
 
-    def start(self, timeout: float = 90) -> "LoopbackCluster":
+    def start(self, timeout: float = 90, tries: int = 2) -> "LoopbackCluster":
+        """Start the head (and the worker). Ray gives a node 30 s to register; on a loaded
+        machine a node can miss that and exit: it is started once more (``tries``)."""
+        for attempt in range(tries):
+            try:
+                return self._start(timeout)
+            except RuntimeError:
+                self.stop()
+                if attempt == tries - 1:
+                    raise
+                self.procs, self.logs = [], []
+                self.gcs_port, self.dash_port = free_port(), free_port()
+                self.temp_dir = tempfile.mkdtemp(prefix="rc", dir="/tmp")
+                self.worker_temp_dir = tempfile.mkdtemp(prefix="rw", dir="/tmp")
+        return self
+
+    def _start(self, timeout: float) -> "LoopbackCluster":
         ray = str(BIN / "ray")
         self._spawn([ray, "start", "--head", "--block", "--node-ip-address", LOOPBACK,
                      "--port", str(self.gcs_port), "--num-cpus", str(self.head_cpus),
@@ -84,6 +102,8 @@ class LoopbackCluster:
                      "--dashboard-agent-listen-port", str(free_port()),
                      "--temp-dir", self.temp_dir, "--disable-usage-stats"], "head")
         self.wait_nodes(1, timeout)
+        if not self.worker_cpus:   # a one-node cluster (benchmarks/bench_scale.py compares 1 and 2 nodes)
+            return self
         self._spawn([sys.executable, str(Path(__file__).with_name("ray_node.py")), "start", "--block",
                      "--address", self.gcs_address, "--node-ip-address", LOOPBACK,
                      "--num-cpus", str(self.worker_cpus),

@@ -13,6 +13,10 @@ Outputs ``metrics`` (method, protocol, metric, value, seed) with HR@K, NDCG@K (K
 ``evaluate.ks``) and MRR, and ``per_user`` (method, protocol, seed, uid, shared, rank, <metrics>);
 ``shared`` marks users that also appear in the source domain. Models come from
 finetune, baselines and peers (methods ``peer_*``).
+
+The models fan out over the cluster (:mod:`pipelines.core.fanout`; unit = one trained model,
+``evaluate.fanout.shard_size`` models per shard); ``per_user`` is written by the shards as
+parts, in model order, the same for any shard size or node count.
 """
 from __future__ import annotations
 
@@ -22,9 +26,40 @@ import pyarrow as pa
 
 from components.pcrec.metrics import metrics_from_ranks, rank_full, rank_sampled
 from components.pcrec.negatives import PositiveSet, free_counts, sample_candidates
+from pipelines.core.fanout import fan_out
 from pipelines.core.hints import config_hints
 from pipelines.pcrec.factors import model_factors, models
 from pipelines.pcrec.target_data import load_target
+
+
+_TABLES: dict[str, object] = {}   # per worker process: the last factor table read
+
+
+def _factor_table(artifact):
+    if artifact.fingerprint not in _TABLES:
+        _TABLES.clear()
+        _TABLES[artifact.fingerprint] = artifact.table("embeddings")
+    return _TABLES[artifact.fingerprint]
+
+
+def evaluate_shard(shard, d) -> dict:
+    """One shard: both protocols for the models ``shard.items`` ((stage, method, seed) each)."""
+    cfg, td = shard.cfg.evaluate, d["td"]
+    per_user, rows = [], []
+    for stage, m, s in shard.items:
+        table = _factor_table(shard.input(stage))
+        U, V = model_factors(table, m, s, td.n_users, td.n_items, f"{stage}/embeddings")
+        for protocol, ranks in (("full", rank_full(U, V, td.test_u, td.test_i, d["known"])),
+                                ("sampled", rank_sampled(U, V, td.test_u, td.test_i, d["cands"]))):
+            met = metrics_from_ranks(ranks, ks=tuple(cfg.ks))
+            per_user.append(pd.DataFrame({
+                "method": m, "protocol": protocol, "seed": s, "uid": td.test_u,
+                "shared": d["shared"][td.test_u], "rank": ranks,
+                "n_candidates": d["n_cand"][protocol], **met}))
+            rows += [{"method": m, "protocol": protocol, "metric": k,
+                      "value": float(v.mean()), "seed": s} for k, v in met.items()]
+    shard.out.write_table("per_user", pd.concat(per_user, ignore_index=True))
+    return {"rows": rows}
 
 
 def run_evaluate(ctx) -> None:
@@ -46,23 +81,16 @@ def run_evaluate(ctx) -> None:
                 "non-positive items; the sampled protocol ranks them against all they have (min %d)",
                 int(short.sum()), len(short), cfg.sampled_negatives, int(n_cand["sampled"].min()))
 
-    per_user, rows = [], []
-    for stage in ("finetune", "baselines", "peers"):
-        table = ctx.input(stage).table("embeddings")
-        for m, s in models(table).itertuples(index=False):
-            U, V = model_factors(table, m, int(s), td.n_users, td.n_items, f"{stage}/embeddings")
-            for protocol, ranks in (("full", rank_full(U, V, td.test_u, td.test_i, known)),
-                                    ("sampled", rank_sampled(U, V, td.test_u, td.test_i, cands))):
-                met = metrics_from_ranks(ranks, ks=tuple(cfg.ks))
-                per_user.append(pd.DataFrame({
-                    "method": m, "protocol": protocol, "seed": int(s), "uid": td.test_u,
-                    "shared": shared[td.test_u], "rank": ranks,
-                    "n_candidates": n_cand[protocol], **met}))
-                rows += [{"method": m, "protocol": protocol, "metric": k,
-                          "value": float(v.mean()), "seed": int(s)} for k, v in met.items()]
+    # one unit per trained model, fanned out over the cluster (evaluate.fanout); each shard
+    # reads its factors from the artifact root and writes its part of per_user there
+    units = [(stage, m, int(s)) for stage in ("finetune", "baselines", "peers")
+             for m, s in models(ctx.input(stage).table("embeddings", columns=["method", "seed"]))
+             .itertuples(index=False)]
+    shared_data = {"td": td, "known": known, "cands": cands, "shared": shared, "n_cand": n_cand}
+    res = fan_out(ctx, "evaluate", evaluate_shard, len(units), cfg.fanout, items=units, shared=shared_data)
+    rows = [r for st in res.stats for r in st["rows"]]
     metrics = pd.DataFrame(rows)
     ctx.out.write_table("metrics", metrics)
-    ctx.out.write_table("per_user", pd.concat(per_user, ignore_index=True))
     summary = (metrics[metrics.metric == "ndcg@10"].groupby(["protocol", "method"]).value.mean()
                .unstack(0))
     ctx.log("test NDCG@10 (mean over seeds):\n%s", summary.to_string(float_format="%.4f"))

@@ -6,6 +6,12 @@ independent views by :func:`components.pcrec.sampler.sample_views` (random walk 
 restart kept within ``sample.r`` hops, at most ``sample.max_nodes`` nodes). Sampling runs in
 vectorized batches of ``sample.batch_size`` queries.
 
+The batches fan out over the cluster (:mod:`pipelines.core.fanout`; unit = one batch,
+``sample.fanout.shard_size`` batches per shard task). A view depends only on (seed, epoch,
+query, view), and a batch is the same whichever shard computes it, so ``train`` (read back in
+shard order) is identical for any shard size or node count. Each shard reads the graph from
+the artifact root and writes its part of ``train`` there.
+
 Output ``train``: one row per view — epoch, view (0|1), query (source node id), nodes
 (list<int64>, global node ids, query first), src/dst (list<int32>, local indices of the
 induced undirected edges, src < dst). ``pretrain`` reads it; node features are computed
@@ -18,6 +24,7 @@ import pyarrow as pa
 import torch
 
 from components.pcrec.sampler import RWRConfig, sample_views
+from pipelines.core.fanout import fan_out
 from pipelines.core.hints import config_hints
 from pipelines.pcrec.stages.graph import load_graph
 
@@ -38,26 +45,48 @@ def epoch_queries(num_nodes: int, per_epoch: int | None, seed: int, epoch: int) 
     return np.sort(rng.choice(num_nodes, size=n, replace=False))
 
 
-def run_sample(ctx) -> None:
-    """Stage body: sample all epochs' view pairs and write them as one Parquet table."""
-    cfg = ctx.cfg.sample
-    g = load_graph(ctx.input("graph"), "source")
+_GRAPHS: dict[str, object] = {}   # per worker process: the source graph of a graph artifact
+
+
+def _source_graph(artifact):
+    g = _GRAPHS.get(artifact.fingerprint)
+    if g is None:
+        _GRAPHS.clear()
+        g = _GRAPHS[artifact.fingerprint] = load_graph(artifact, "source")
+    return g
+
+
+def sample_shard(shard, _shared) -> dict:
+    """One shard: the view pairs of the batches ``shard.items`` (``(epoch, queries)`` each)."""
+    cfg = shard.cfg.sample
+    g = _source_graph(shard.input("graph"))
     rwr = rwr_config(cfg)
     parts, sizes = [], []
+    for epoch, q in shard.items:
+        views = sample_views(g, torch.from_numpy(q), rwr, seed=shard.seed + 1_000_003 * epoch)
+        for v, b in enumerate(views):
+            parts.append(b.to_arrow(epoch=np.full(len(b), epoch, np.int32),
+                                    view=np.full(len(b), v, np.int8)))
+            sizes.append(b.num_nodes.to(torch.float64))
+    shard.out.write_table("train", pa.concat_tables(parts))
+    n = torch.cat(sizes)
+    return {"views": int(n.numel()), "nodes": float(n.sum()), "capped": int((n >= cfg.max_nodes).sum())}
+
+
+def run_sample(ctx) -> None:
+    """Stage body: sample all epochs' view pairs; shards write the parts of table ``train``."""
+    cfg = ctx.cfg.sample
+    g = load_graph(ctx.input("graph"), "source")
+    rwr_config(cfg)   # bad sampler settings fail here, before any shard starts
     jobs = []
     for e in range(cfg.epochs):
         q = epoch_queries(g.num_nodes, cfg.queries_per_epoch, ctx.seed, e)
         jobs += [(e, q[i:i + cfg.batch_size]) for i in range(0, len(q), cfg.batch_size)]
-    for epoch, q in ctx.progress(jobs, desc="views"):
-        views = sample_views(g, torch.from_numpy(q), rwr, seed=ctx.seed + 1_000_003 * epoch)
-        for v, b in enumerate(views):
-            parts.append(b.to_arrow(epoch=np.full(len(b), epoch, np.int32),
-                                    view=np.full(len(b), v, np.int8)))
-            sizes.append(b.num_nodes.float())
-    table = pa.concat_tables(parts)
-    ctx.out.write_table("train", table)
-    n = torch.cat(sizes)
-    ctx.out.stats(views=table.num_rows, epochs=cfg.epochs, mean_nodes=float(n.mean()),
-                  capped_fraction=float((n >= cfg.max_nodes).float().mean()))
-    ctx.log("%d views (%d epochs), mean %.1f nodes per view", table.num_rows, cfg.epochs,
-            float(n.mean()))
+    del g
+    res = fan_out(ctx, "sample", sample_shard, len(jobs), cfg.fanout, items=jobs)
+    views = sum(s["views"] for s in res.stats)
+    mean_nodes = sum(s["nodes"] for s in res.stats) / max(1, views)
+    ctx.out.stats(views=views, epochs=cfg.epochs, mean_nodes=mean_nodes,
+                  capped_fraction=sum(s["capped"] for s in res.stats) / max(1, views),
+                  shards=len(res.shards), nodes=len(res.nodes))
+    ctx.log("%d views (%d epochs), mean %.1f nodes per view", views, cfg.epochs, mean_nodes)

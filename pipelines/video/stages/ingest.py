@@ -6,8 +6,10 @@ import os
 import pandas as pd
 
 from components.video.arrow import render_arrow_of_time
-from components.video.index import build_index, read_kinetics_csv, read_split_files, scan_folder
+from components.video.index import (assemble_index, check_unique_ids, probe_candidates, read_kinetics_csv,
+                                    read_split_files, scan_folder)
 from components.video.motion import MOTION_CLASSES, render_dataset
+from pipelines.core.fanout import fan_out
 from pipelines.core.hints import config_hints
 
 # Component argument -> hint naming the config key that fed it (see pipelines.core.hints).
@@ -41,6 +43,11 @@ def _render(ctx, d) -> tuple[pd.DataFrame, list[str] | None, str]:
     return scan_folder(videos), classes, videos
 
 
+def probe_shard(shard, _shared) -> dict:
+    """One shard of the probing: the candidate rows ``shard.items`` (returned, small)."""
+    return {"rows": probe_candidates(shard.items, verify=shard.cfg.data.verify)}
+
+
 def run_ingest(ctx) -> None:
     d = ctx.cfg.data
     base = None
@@ -56,8 +63,13 @@ def run_ingest(ctx) -> None:
                 cand, classes = read_split_files(d.root, d.split_dir, fold=d.fold)
             else:
                 cand = read_kinetics_csv(d.csv, d.root)
-    index, rejects = build_index(cand, classes, verify=d.verify, workers=d.probe_workers,
-                                 min_frames=d.min_frames)
+    check_unique_ids(cand)
+    # probing fans out over the cluster (data.probe); videos rendered into a node-local temp
+    # dir (an object-store root) are probed in this process
+    res = fan_out(ctx, "probe", probe_shard, len(cand), d.probe, items=cand,
+                  local=base is not None and not ctx.out.store.local)
+    index, rejects = assemble_index([r for s in res.stats for r in s["rows"]], classes,
+                                    min_frames=d.min_frames)
     if classes is None:
         classes = sorted(set(cand["label"]))
     if base is not None:  # rendered files live inside this artifact: store relative paths
