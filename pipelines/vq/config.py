@@ -42,12 +42,21 @@ class VQModelConfig(StrictModel):
     data_init: bool = Field(False, description="codebook from the first batch's encoder outputs")
 
 
-class VQTrainConfig(StrictModel):
+class _Steps(StrictModel):
+    @model_validator(mode="after")
+    def _one_step_rule(self):
+        if getattr(self, "steps_per_epoch", None) and getattr(self, "max_steps_per_epoch", None):
+            raise ValueError("set steps_per_epoch or max_steps_per_epoch, not both")
+        return self
+
+
+class VQTrainConfig(_Steps):
     threads: int = Field(1, ge=1, description="torch threads per worker")
     epochs: int = Field(3, ge=1, description="VQ model training epochs")
     batch_size: int = Field(64, ge=1, description="images per step and worker")
     lr: float = Field(2e-3, gt=0, description="Adam learning rate")
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (None: the whole training set)")
+    steps_per_epoch: int | None = Field(None, ge=1, description="exactly this many steps per epoch, cycling reshuffled passes when one pass is shorter (small data sets); excludes max_steps_per_epoch")
     lr_schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: decay to lr_min_factor*lr over all epochs")
     lr_min_factor: float = Field(0.05, ge=0, le=1, description="final learning rate of the cosine schedule, as a share of lr")
     val_images: int = Field(0, ge=0, description="training images held out for a per-epoch validation NMSE (0: none)")
@@ -55,7 +64,7 @@ class VQTrainConfig(StrictModel):
     trainer: TrainerConfig = TrainerConfig()
 
 
-class PriorConfig(StrictModel):
+class PriorConfig(_Steps):
     """Top prior: gated PixelCNN + causal attention (PixelSNAIL style); lower levels: gated PixelCNN
     conditioned on the codes above."""
 
@@ -71,6 +80,7 @@ class PriorConfig(StrictModel):
     epochs: int = Field(6, ge=1, description="prior training epochs")
     batch_size: int = Field(64, ge=1, description="code maps per step and worker")
     max_steps_per_epoch: int | None = Field(None, ge=1, description="cap on steps per epoch (None: all training code maps)")
+    steps_per_epoch: int | None = Field(None, ge=1, description="exactly this many steps per epoch, cycling reshuffled passes when one pass is shorter (small data sets); excludes max_steps_per_epoch")
     lr: float = Field(2e-3, gt=0, description="Adam learning rate")
     lr_schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: decay to lr_min_factor*lr over all epochs")
     lr_min_factor: float = Field(0.05, ge=0, le=1, description="final learning rate of the cosine schedule, as a share of lr")

@@ -100,6 +100,20 @@ def test_cosine_schedule_and_early_stopping():
     assert no_improvement_for([3, 1, 1.5, 1.2], 2) and not no_improvement_for([3, 1, 1.5, 0.9], 2)
 
 
+def test_steps_per_epoch_cycles_a_small_set_and_equals_the_cap_on_a_large_one():
+    from pipelines.core.train import Session
+    from pipelines.vq.stages.common import epoch_batches
+
+    s = Session(0, 1)
+    small = epoch_batches(s, 100, 32, epoch=0, steps=10)       # one pass has 4 batches
+    assert len(small) == 10
+    seen = torch.cat(small[:4])
+    assert sorted(seen.tolist()) == list(range(100))           # the first pass covers the set once
+    assert not all(torch.equal(a, b) for a, b in zip(small[:4], small[4:8]))   # then reshuffled
+    cap = epoch_batches(s, 100, 32, epoch=1, max_steps=3)
+    assert all(torch.equal(a, b) for a, b in zip(cap, epoch_batches(s, 100, 32, epoch=1, steps=3)))
+
+
 def test_unlabelled_maps_are_refused_for_class_priors_naming_the_file():
     codes = pd.DataFrame({"label": [0, 1, -1, 2]})
     check_labelled(codes.iloc[[0, 1, 3]], 3, "/data/x.npz")

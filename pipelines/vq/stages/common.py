@@ -33,6 +33,20 @@ def prior_kwargs(cfg, n_classes: int) -> dict:
                 n_classes=n_classes if p.class_conditional else 0, downsample=cfg.vq.downsample)
 
 
+def epoch_batches(s, n: int, batch_size: int, epoch: int, max_steps: int | None = None,
+                  steps: int | None = None) -> list:
+    """This rank's batches for one epoch of a ``Session`` ``s``: one pass over ``range(n)`` cut to
+    ``max_steps``, or exactly ``steps`` batches, cycling through further reshuffled passes when
+    one pass is shorter (small data sets). With ``steps`` <= one pass both give the same batches."""
+    if not steps:
+        return s.shard(n, batch_size, epoch)[: max_steps or None]
+    out, r = [], 0
+    while len(out) < steps:
+        out += s.shard(n, batch_size, epoch + r * 1_000_003)
+        r += 1
+    return out[:steps]
+
+
 def images_of(df: pd.DataFrame, size: int, split: str | None = None):
     """(float images N x C x size x size, labels, ids) of one split of the ingest table."""
     if split is not None:

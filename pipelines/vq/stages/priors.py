@@ -18,6 +18,7 @@ def prior_train_loop(config: dict) -> None:
     from components.vq.build import build_priors, prior_losses
     from components.vq.quantizer import all_reduce_mean_grads
     from components.vq.schedule import lr_at, no_improvement_for, set_lr
+    from pipelines.vq.stages.common import epoch_batches
 
     s = rt.Session(config["seed"], config["threads"], use_gpu=config["use_gpu"])
     df = pd.read_parquet(config["codes_path"])
@@ -33,7 +34,9 @@ def prior_train_loop(config: dict) -> None:
     start, history = s.restore(priors=priors, opt=opt)
     model = core = s.prepare(priors, ddp=False)   # gradients all-reduced by hand, as in train_vq
     n_te = len(codes_te[0])
-    per_epoch = len(s.shard(len(codes_tr[0]), config["batch_size"], 0)[: config["max_steps"] or None])
+    batches_of = lambda e: epoch_batches(s, len(codes_tr[0]), config["batch_size"], e,
+                                         config["max_steps"], config["steps"])
+    per_epoch = len(batches_of(0))
     total = per_epoch * config["epochs"]
 
     def held_out(h):
@@ -43,7 +46,7 @@ def prior_train_loop(config: dict) -> None:
         if n_te and no_improvement_for([held_out(h) for h in history], config["patience"]):
             break                                          # a resumed run that had already stopped
         model.train()
-        batches = s.shard(len(codes_tr[0]), config["batch_size"], epoch)[: config["max_steps"] or None]
+        batches = batches_of(epoch)
         tot = [0.0] * L
         t0, c0 = time.perf_counter(), time.process_time()
         for i, idx in enumerate(batches):
@@ -111,7 +114,7 @@ def run_train_priors(ctx) -> None:
     loop_cfg = {"codes_path": art.path("codes.parquet"), "kwargs": kwargs,
                 "shapes": [tuple(s) for s in levels["shapes"]], "seed": ctx.seed, "threads": cfg.prior.threads,
                 "lr": cfg.prior.lr, "epochs": cfg.prior.epochs, "batch_size": cfg.prior.batch_size,
-                "max_steps": cfg.prior.max_steps_per_epoch,
+                "max_steps": cfg.prior.max_steps_per_epoch, "steps": cfg.prior.steps_per_epoch,
                 "use_gpu": cfg.prior.trainer.use_gpu, "lr_schedule": cfg.prior.lr_schedule,
                 "lr_min_factor": cfg.prior.lr_min_factor, "patience": cfg.prior.patience}
     result = rt.fit(ctx, prior_train_loop, loop_cfg, cfg.prior.trainer, name="priors")

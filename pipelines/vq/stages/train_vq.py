@@ -22,6 +22,7 @@ def vq_train_loop(config: dict) -> None:
     from components.vq.metrics import reconstruction_metrics
     from components.vq.quantizer import all_reduce_mean_grads, reset_restarted_state, usage_stats
     from components.vq.schedule import lr_at, no_improvement_for, set_lr
+    from pipelines.vq.stages.common import epoch_batches
 
     s = rt.Session(config["seed"], config["threads"], use_gpu=config["use_gpu"])
     x, _, _ = images_of(pd.read_parquet(config["images_path"]), config["image_size"], "train")
@@ -31,13 +32,15 @@ def vq_train_loop(config: dict) -> None:
     start, history = s.restore(model=model, opt=opt)
     model = s.prepare(model, ddp=False)
     var = config["data_variance"]
-    per_epoch = len(s.shard(len(x), config["batch_size"], 0)[: config["max_steps"] or None])
+    batches_of = lambda e: epoch_batches(s, len(x), config["batch_size"], e, config["max_steps"],
+                                         config["steps"])
+    per_epoch = len(batches_of(0))
     total = per_epoch * config["epochs"]
     for epoch in range(start, config["epochs"]):
         if no_improvement_for([h["val_nmse"] for h in history if "val_nmse" in h], config["patience"]):
             break                                          # a resumed run that had already stopped
         model.train()
-        batches = s.shard(len(x), config["batch_size"], epoch)[: config["max_steps"] or None]
+        batches = batches_of(epoch)
         sums, seen, counts = {"loss": 0.0, "recon": 0.0}, 0, None
         t0, c0 = time.perf_counter(), time.process_time()
         for i, idx in enumerate(batches):
@@ -98,7 +101,7 @@ def run_train_vq(ctx) -> None:
                 "spec": spec, "seed": ctx.seed, "threads": cfg.train.threads, "lr": cfg.train.lr,
                 "use_gpu": cfg.train.trainer.use_gpu,
                 "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size,
-                "max_steps": cfg.train.max_steps_per_epoch, "data_variance": float(x.var()),
+                "max_steps": cfg.train.max_steps_per_epoch, "steps": cfg.train.steps_per_epoch, "data_variance": float(x.var()),
                 "lr_schedule": cfg.train.lr_schedule, "lr_min_factor": cfg.train.lr_min_factor,
                 "val_images": cfg.train.val_images, "patience": cfg.train.patience}
     result = rt.fit(ctx, vq_train_loop, loop_cfg, cfg.train.trainer, name="vq")
