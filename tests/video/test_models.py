@@ -14,7 +14,7 @@ from components.video.models import build, count_params, names, spec
 from components.video.models.inception3d import googlenet_bn, i3d, inflate_state_dict
 from components.video.models.motionnet import unsupervised_flow_losses, warp
 
-REQUIRED = {"two_stream", "two_stream_conv", "tsn_rgb", "tsn_flow", "tsn_rgbdiff", "hidden_two_stream", "c3d",
+REQUIRED = {"two_stream", "two_stream_conv", "two_stream_conv3d", "tsn_rgb", "tsn_flow", "tsn_rgbdiff", "hidden_two_stream", "c3d",
             "r3d_18", "r3d_34", "mc3_18", "r2plus1d_18", "r2plus1d_34", "t3d", "i3d", "i3d_r50", "s3d", "s3d_g",
             "slowfast_r50_4x16", "slowfast_r50_8x8", "x3d_xs", "x3d_s", "x3d_m", "x3d_l"}
 
@@ -52,7 +52,7 @@ def test_model_builds_runs_and_matches_its_table(name):
     x = s.example_input(2, tiny=True)
     if s.aux_loss:
         logits, aux = model.forward_train(x)
-        assert set(aux) == {"photometric", "smoothness"} and all(torch.isfinite(v) for v in aux.values())
+        assert set(aux) == {"photometric", "smoothness", "ssim"} and all(torch.isfinite(v) for v in aux.values())
         loss = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1])) + sum(aux.values())
     else:
         logits = model(x)
@@ -134,12 +134,42 @@ def test_two_stream_inputs_and_fusions():
         torch.testing.assert_close(a, c)
         with pytest.raises(InputError):
             m({"rgb": rgb})
-    late = build("two_stream", 4, flow_frames=3, width=16).eval()
-    with torch.no_grad():                       # late fusion = mean of the two streams' scores
-        f = late.features({"rgb": rgb, "flow": stacked})
-        c = late.streams.spatial.feature_dim
-        s, t = late.streams.head_spatial(f[:, :c]), late.streams.head_temporal(f[:, c:])
-        torch.testing.assert_close(late({"rgb": rgb, "flow": stacked}), (s + t) / 2)
+    for w in ((1.0, 1.0), (1.0, 1.5)):
+        late = build("two_stream", 4, flow_frames=3, width=16, late_weights=w).eval()
+        with torch.no_grad():                   # late fusion = weighted mean of the two streams' softmax scores
+            f = late.features({"rgb": rgb, "flow": stacked})
+            c = late.streams.spatial.feature_dim
+            s, t = late.streams.head_spatial(f[:, :c]), late.streams.head_temporal(f[:, c:])
+            fused = (w[0] * s.softmax(1) + w[1] * t.softmax(1)) / sum(w)
+            out = late({"rgb": rgb, "flow": stacked})
+            torch.testing.assert_close(out.softmax(1), fused)
+            torch.testing.assert_close(out.exp(), fused)      # log-probabilities: softmax is the identity on them
+    # hand-made logits: softmax averaging differs from logit averaging
+    from components.video.models.twostream import late_fusion
+    a, b = torch.tensor([[4.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    p = late_fusion(a, b).exp()
+    sa, sb = 1 / (1 + torch.exp(torch.tensor(-4.0))), 1 / (1 + torch.exp(torch.tensor(1.0)))
+    torch.testing.assert_close(p[0, 0], (sa + sb) / 2)
+    assert p[0, 0] > 0.5 and torch.softmax((a + b) / 2, 1)[0, 0] > p[0, 0]
+
+
+def test_two_stream_3d_conv_fusion_uses_time():
+    torch.manual_seed(0)
+    m = build("two_stream_conv3d", 4, flow_frames=2, steps=3, width=16).eval()
+    rgb, flow = torch.randn(2, 3, 3, 32, 32), torch.randn(2, 2, 6, 32, 32)
+    with torch.no_grad():
+        fmap = m.fused_map({"rgb": rgb, "flow": flow})
+        assert fmap.shape[:3] == (2, m.feature_dim, 2)        # 3 steps -> 3x3x3 pool, stride 2 -> 2
+        out = m({"rgb": rgb, "flow": flow})
+        assert out.shape == (2, 4)
+        # the fusion sees the order of the steps: reversing time changes the output
+        rev = m({"rgb": rgb.flip(2), "flow": flow.view(2, 2, 3, 2, 32, 32).flip(2).reshape(2, 2, 6, 32, 32)})
+        assert not torch.allclose(out, rev)
+        # stack t of the temporal stream holds fields t*L .. t*L+L-1 as u1 v1 u2 v2
+        stacks = flow.view(2, 2, 3, 2, 32, 32).permute(0, 2, 3, 1, 4, 5).reshape(6, 4, 32, 32)
+        torch.testing.assert_close(stacks[1], torch.stack([flow[0, 0, 2], flow[0, 1, 2], flow[0, 0, 3], flow[0, 1, 3]]))
+    with pytest.raises(InputError, match="needs rgb"):
+        m({"rgb": rgb, "flow": flow[:, :, :4]})
 
 
 def test_tsn_consensus_is_order_free_and_modalities_shape_inputs():
@@ -174,8 +204,9 @@ def test_motionnet_losses_prefer_the_true_flow():
     frames = torch.stack([img, nxt], 2)          # (1, 3, 2, H, W)
     good = unsupervised_flow_losses(frames, [true.unsqueeze(2)])
     zero = unsupervised_flow_losses(frames, [torch.zeros(1, 2, 1, 24, 24)])
-    assert good["photometric"] < zero["photometric"]
-    assert float(good["smoothness"]) < 1e-2      # a constant flow is smooth
+    assert good["photometric"] < zero["photometric"] and good["ssim"] < zero["ssim"]
+    # a constant flow is smooth: every difference is 0, the penalty is its floor 2 x 2 x (eps^2)^0.3
+    torch.testing.assert_close(good["smoothness"], torch.tensor(4 * (1e-6) ** 0.3))
 
 
 def test_models_pickle_with_their_spec(tmp_path):
