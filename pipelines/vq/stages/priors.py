@@ -35,7 +35,7 @@ def prior_train_loop(config: dict) -> None:
     model = core = s.prepare(priors, ddp=False)   # gradients all-reduced by hand, as in train_vq
     n_te = len(codes_te[0])
     batches_of = lambda e: epoch_batches(s, len(codes_tr[0]), config["batch_size"], e,
-                                         config["max_steps"], config["steps"])
+                                         config["max_steps"], config.get("steps"))
     per_epoch = len(batches_of(0))
     total = per_epoch * config["epochs"]
 

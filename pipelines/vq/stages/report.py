@@ -40,7 +40,8 @@ def run_report(ctx) -> None:
     lines += ["", *_honest_section(m, ctx.input("evaluate").json("acceptance_curve"),
                                    "acceptance_curve.png" in copied)]
     _plot_curves(ctx.out.path("curves.png"), vq_hist, pr_hist, L)
-    lines += ["", "## Training curves", "", "![curves](curves.png)", "",
+    lines += ["", "## Training curves", "", *_stopping_lines(ctx.cfg, vq_hist, pr_hist, L),
+              "", "![curves](curves.png)", "",
               "## VQ training", "", _md_table(vq_hist), "",
               "## Prior training (bits per code)", "", _md_table(pr_hist), "",
               "## Reconstructions (top: real, bottom: reconstructed)", "", "![reconstructions](reconstructions.png)", "",
@@ -53,6 +54,31 @@ def run_report(ctx) -> None:
         f.write("\n".join(lines))
     ctx.out.write_json("metrics", m)
     ctx.log("report.md written")
+
+
+def _stopping_lines(cfg, vq_hist, pr_hist, levels: int) -> list[str]:
+    """Best epoch against the cap, for the VQ model (validation NMSE) and the priors (held-out bits)."""
+    out = []
+    for name, hist, col, cap, pat in (
+            ("VQ model", vq_hist, "val_nmse", cfg.train.epochs, cfg.train.patience),
+            ("priors", pr_hist, None, cfg.prior.epochs, cfg.prior.patience)):
+        if col is None:
+            cols = [f"test_bits_l{l}" for l in range(levels) if f"test_bits_l{l}" in hist]
+            series = hist[cols].sum(axis=1) if cols else None
+            what = "held-out bits per code (sum over levels)"
+        else:
+            series = hist[col] if col in hist else None
+            what = "validation NMSE"
+        if series is None or not len(series):
+            continue
+        best = int(series.to_numpy().argmin())
+        ran = len(series)
+        out.append(f"* {name}: best {what} {series.iloc[best]:.4g} at epoch {best + 1} of {ran} run "
+                   f"(cap {cap}, patience {pat}); "
+                   + ("stopped early by patience." if ran < cap else
+                      "ran to the cap" + (" with the last epoch best: still improving, at a lower "
+                                          "rate as the learning rate decays." if best == ran - 1 else ".")))
+    return out
 
 
 def _pct(v) -> str:

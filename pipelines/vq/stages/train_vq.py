@@ -33,7 +33,7 @@ def vq_train_loop(config: dict) -> None:
     model = s.prepare(model, ddp=False)
     var = config["data_variance"]
     batches_of = lambda e: epoch_batches(s, len(x), config["batch_size"], e, config["max_steps"],
-                                         config["steps"])
+                                         config.get("steps"))
     per_epoch = len(batches_of(0))
     total = per_epoch * config["epochs"]
     for epoch in range(start, config["epochs"]):
