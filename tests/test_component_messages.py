@@ -76,7 +76,8 @@ def test_config_hints_translates_config_errors_too():
     with pytest.raises(ConfigError) as e:
         RWRConfig(r=4)
     assert e.value.param == "r" and "sample." not in str(e.value)
-    bad = SimpleNamespace(r=4, restart_prob=0.5, max_nodes=64, num_walkers=32, walk_length=8)
+    bad = SimpleNamespace(r=4, restart_prob=0.5, max_nodes=64, num_walkers=32, walk_length=8,
+                          degree_budget=False, min_steps=1)
     with pytest.raises(ConfigError, match=r"r must be 1, 2 or 3, got 4 — set sample\.r to 1, 2 or 3"):
         rwr_config(bad)
     with pytest.raises(ConfigError, match="unrelated"):  # no param: passes through unchanged

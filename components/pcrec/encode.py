@@ -1,7 +1,8 @@
 """Embedding nodes of a graph with a (pre-trained) subgraph encoder.
 
-Each node gets one r-ego view (RWR sampler, view index 0, fixed seed), GCC features
-without sign flips, and the encoder's L2-normalised output in ``eval`` mode. Used for
+Each node gets ``num_views`` r-ego views (RWR sampler, view indices 0, 1, ..., fixed seed;
+default 2 as in GCC's inference), GCC features without sign flips, and the average of the
+encoder's L2-normalised outputs in ``eval`` mode, normalised again. Used for
 the source-graph embeddings after pre-training and for transfer mode (c): the
 pre-trained encoder applied to *target-domain* ego subgraphs.
 """
@@ -12,6 +13,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from components.errors import ConfigError
 from components.pcrec.features import subgraph_features
 from components.pcrec.graph import BipartiteGraph
 from components.pcrec.sampler import RWRConfig, sample_subgraphs
@@ -37,7 +39,8 @@ def encode_batches(encoder: nn.Module, batches: Iterable[SubgraphBatch], pos_dim
 def embed_nodes(encoder: nn.Module, graph: BipartiteGraph, nodes, sampler: RWRConfig,
                 pos_dim: int, *, seed: int = 0, batch_size: int = 1024,
                 device: str | torch.device = "cpu",
-                progress: Callable[[Iterable], Iterable] | None = None) -> torch.Tensor:
+                progress: Callable[[Iterable], Iterable] | None = None,
+                num_views: int = 2, return_views: bool = False):
     """Embeddings (len(nodes), dim) of ``nodes`` of ``graph`` (one ego view each).
 
     Args:
@@ -50,7 +53,11 @@ def embed_nodes(encoder: nn.Module, graph: BipartiteGraph, nodes, sampler: RWRCo
         batch_size: nodes per batch.
         device: where the encoder runs.
         progress: optional wrapper of the batch iterator (e.g. a progress bar).
+        num_views: views averaged per node (1 = a single view).
+        return_views: also return the per-view embeddings, (num_views, len(nodes), dim).
     """
+    if num_views < 1:
+        raise ConfigError(f"num_views must be >= 1, got {num_views}", param="num_views")
     nodes = torch.as_tensor(nodes, dtype=torch.int64)
     starts = range(0, nodes.numel(), batch_size)
     if progress is not None:
@@ -59,7 +66,15 @@ def embed_nodes(encoder: nn.Module, graph: BipartiteGraph, nodes, sampler: RWRCo
     def gen():
         for s in starts:
             q = nodes[s:s + batch_size]
-            yield sample_subgraphs(graph, q, torch.zeros_like(q), sampler, seed)
+            views = torch.arange(num_views).repeat_interleave(q.numel())
+            yield sample_subgraphs(graph, q.repeat(num_views), views, sampler, seed)
 
-    emb = encode_batches(encoder, gen(), pos_dim, device)
-    return emb
+    out = encode_batches(encoder, gen(), pos_dim, device)
+    if out.numel() == 0:
+        return (out, out[None]) if return_views else out
+    # each batch holds its nodes' view 0, then view 1, ...: regroup to (views, nodes, dim)
+    parts = torch.split(out, [num_views * min(batch_size, nodes.numel() - s0)
+                              for s0 in range(0, nodes.numel(), batch_size)])
+    per_view = torch.cat([p.view(num_views, -1, p.shape[1]) for p in parts], dim=1)
+    emb = torch.nn.functional.normalize(per_view.mean(0), p=2, dim=1)
+    return (emb, per_view) if return_views else emb

@@ -30,6 +30,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
+import numpy as np
 import torch
 
 from components.errors import ConfigError
@@ -71,7 +74,12 @@ class RWRConfig:
         restart_prob: probability of jumping back to the query at each step.
         max_nodes: cap on subgraph size, query included.
         num_walkers: walk chunks per view (parallel walkers).
-        walk_length: steps per walker.
+        walk_length: steps per walker (``num_walkers * walk_length`` = the longest walk).
+        degree_budget: GCC's walk budget: a view of query ``q`` takes
+            ``max(min_steps, ceil(deg(q)^0.75 * e/(e-1) / restart_prob))`` steps (capped at
+            ``num_walkers * walk_length``), so high-degree nodes get larger views; False: every
+            view takes ``num_walkers * walk_length`` steps.
+        min_steps: smallest walk budget with ``degree_budget``.
     """
 
     r: int = 2
@@ -79,6 +87,8 @@ class RWRConfig:
     max_nodes: int = 64
     num_walkers: int = 32
     walk_length: int = 8
+    degree_budget: bool = False
+    min_steps: int = 1
 
     def __post_init__(self):
         if self.r not in (1, 2, 3):
@@ -87,6 +97,37 @@ class RWRConfig:
             raise ConfigError(f"restart_prob must be in [0, 1), got {self.restart_prob}", param="restart_prob")
         if self.max_nodes < 2 or self.num_walkers < 1 or self.walk_length < 1:
             raise ConfigError("max_nodes >= 2, num_walkers >= 1 and walk_length >= 1 required", param="max_nodes")
+        if self.min_steps < 1:
+            raise ConfigError(f"min_steps must be >= 1, got {self.min_steps}", param="min_steps")
+
+
+def walk_budget(g: BipartiteGraph, queries, cfg: RWRConfig) -> torch.Tensor:
+    """Steps of each query's walk (int64, same shape as ``queries``): GCC's
+    ``max(min_steps, ceil(deg^0.75 * e / (e - 1) / restart_prob))`` with ``degree_budget``
+    (``e / (e - 1)`` and ``1 / restart_prob`` account for revisits and restarts), capped at
+    ``num_walkers * walk_length``; otherwise that cap for every query."""
+    queries = torch.as_tensor(queries, dtype=torch.int64)
+    total = cfg.num_walkers * cfg.walk_length
+    if not cfg.degree_budget:
+        return torch.full_like(queries, total)
+    deg = g.degrees()[queries].to(torch.float64)
+    steps = torch.ceil(deg.pow(0.75) * (math.e / (math.e - 1)) / max(cfg.restart_prob, 1e-3))
+    return steps.to(torch.int64).clamp(min=min(cfg.min_steps, total), max=total)
+
+
+def draw_queries(g: BipartiteGraph, n: int | None, seed: int, epoch: int,
+                 degree_power: float = 0.0) -> np.ndarray:
+    """``n`` distinct query nodes of one epoch (sorted; all nodes when ``n`` is None or too big),
+    drawn with probability proportional to ``degree ** degree_power`` (GCC: 0.75; 0: uniform).
+    Deterministic in ``seed`` and ``epoch``."""
+    N = g.num_nodes
+    rng = np.random.default_rng([seed, epoch, 0x5A3])
+    k = N if n is None else min(int(n), N)
+    p = None
+    if degree_power and k < N:
+        w = g.degrees().to(torch.float64).clamp(min=1).numpy() ** degree_power
+        p = w / w.sum()
+    return np.sort(rng.choice(N, size=k, replace=False, p=p))
 
 
 def rwr_traces(g: BipartiteGraph, queries: torch.Tensor, views: torch.Tensor,
@@ -139,7 +180,11 @@ def rwr_traces(g: BipartiteGraph, queries: torch.Tensor, views: torch.Tensor,
         trace[:, t] = pos
         if return_jumps:
             jumps[:, t] = jump
-    out = torch.cat([queries[:, None], trace.view(S, W * T).to(torch.int64)], dim=1)
+    flat = trace.view(S, W * T).to(torch.int64)
+    if cfg.degree_budget:   # steps past the query's budget are dropped (set to the query)
+        over = torch.arange(W * T)[None, :] >= walk_budget(g, queries, cfg)[:, None]
+        flat = torch.where(over, queries[:, None], flat)
+    out = torch.cat([queries[:, None], flat], dim=1)
     return (out, jumps.view(S, W * T)) if return_jumps else out
 
 
@@ -193,19 +238,26 @@ def induced_edges(g: BipartiteGraph, node_ptr: torch.Tensor, nodes: torch.Tensor
     S = node_ptr.numel() - 1
     counts = node_ptr[1:] - node_ptr[:-1]
     m = int(counts.max()) if S else 0
+    if m < 2:
+        e = torch.zeros(0, dtype=torch.int64)
+        return torch.zeros(S + 1, dtype=torch.int64), e, e.clone()
     N = g.num_nodes
-    small = (N + 1) * (N + 1) < 2**31
-    dt = torch.int32 if small else torch.int64
-    pad = torch.full((S, m), N, dtype=dt)                     # N = "no node": never an edge
-    local = torch.arange(nodes.numel()) - node_ptr[:-1].repeat_interleave(counts)
-    rows = torch.arange(S).repeat_interleave(counts)
-    pad[rows, local] = nodes.to(dt)
-    iu, ju = torch.triu_indices(m, m, offset=1)
-    keys = pad.index_select(1, iu) * (N + 1) + pad.index_select(1, ju)   # (S, P) pairs
-    found = has_edges(g, keys.view(-1)).view(S, -1)
-    srow, pidx = found.nonzero(as_tuple=True)
+    dt = torch.int32 if (N + 1) * (N + 1) < 2**31 else torch.int64
+    # local pairs (i, j), i < j, ordered by j then i: the first n(n-1)/2 of them are exactly the
+    # pairs among the first n nodes, so each subgraph tests only its own pairs (no padding to m)
+    jj = torch.arange(1, m).repeat_interleave(torch.arange(1, m))
+    ii = torch.arange(jj.numel()) - jj * (jj - 1) // 2
+    npairs = counts * (counts - 1) // 2
+    srow = torch.arange(S).repeat_interleave(npairs)
+    pidx = torch.arange(int(npairs.sum())) - _ptr(npairs)[:-1].repeat_interleave(npairs)
+    pi, pj = ii[pidx], jj[pidx]
+    base = node_ptr[:-1][srow]
+    nd = nodes.to(dt)
+    found = has_edges(g, nd[base + pi] * (N + 1) + nd[base + pj])
+    srow, pi, pj = srow[found], pi[found], pj[found]
+    order = torch.argsort(srow * (m * m) + pi * m + pj)        # row-major within each subgraph
     ecount = torch.bincount(srow, minlength=S)
-    return _ptr(ecount), iu[pidx], ju[pidx]
+    return _ptr(ecount), pi[order], pj[order]
 
 
 BITMAP_MAX_BYTES = 256 << 20  # adjacency bitmaps up to 256 MiB (about 46k nodes)

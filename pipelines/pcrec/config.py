@@ -141,14 +141,30 @@ class SampleConfig(StrictModel):
     """
 
     r: int = Field(2, ge=1, le=3, description="ego-network radius in hops (PCRec: 2 is best)")
-    restart_prob: float = Field(0.5, ge=0, lt=1, description="walk restart probability per step")
-    max_nodes: int = Field(64, ge=2, description="cap on the nodes of a view (query included)")
+    restart_prob: float = Field(0.8, ge=0, lt=1, description="walk restart probability per step (GCC: 0.8)")
+    max_nodes: int = Field(256, ge=2, description="cap on the nodes of a view (query included); keep it "
+                                                  "above what the walk budget can visit so it rarely binds")
     num_walkers: int = Field(32, ge=1, description="parallel walk chunks per view")
-    walk_length: int = Field(8, ge=1, description="moves per walk chunk (32 x 8 fills 64 nodes on ML-1M)")
+    walk_length: int = Field(8, ge=1, description="moves per walk chunk; num_walkers x walk_length = the "
+                                                  "largest walk budget")
+    degree_budget: bool = Field(True, description="GCC walk budget: max(min_steps, deg^0.75 e/(e-1)/restart_prob) "
+                                                  "steps per view, capped at num_walkers x walk_length; "
+                                                  "false: every view walks num_walkers x walk_length steps")
+    min_steps: int = Field(16, ge=1, description="smallest walk budget (degree_budget)")
+    query_degree_power: float = Field(0.75, ge=0, description="queries drawn with probability ~ degree^power "
+                                                              "(GCC: 0.75; 0 = uniform)")
     queries_per_epoch: int | None = Field(4096, ge=1, description="query nodes per epoch; null = all source nodes")
     epochs: int = Field(4, ge=1, description="sampled epochs (pretrain epoch e uses e mod epochs)")
     batch_size: int = Field(1024, ge=1, description="queries per vectorized sampling call")
     fanout: FanoutConfig = fanout_sized(1, "sampling batch")
+
+
+class PretrainDiagnostics(StrictModel):
+    """Encoder diagnostics written by the pretrain stage (trained vs untrained encoder)."""
+
+    enabled: bool = Field(True, description="compute them (about two extra embedding passes over nodes)")
+    nodes: int = Field(2048, ge=2, description="source nodes sampled for alignment/uniformity/rank/retrieval")
+    probe_pairs: int = Field(5000, ge=1, description="edges (and as many random user-item pairs) of the link-prediction probe")
 
 
 class PretrainConfig(StrictModel):
@@ -173,10 +189,15 @@ class PretrainConfig(StrictModel):
     temperature: float = Field(0.07, gt=0, description="InfoNCE temperature tau")
     epochs: int = Field(8, ge=1, description="MoCo training epochs")
     batch_size: int = Field(128, ge=2, description="pairs per step and worker")
-    lr: float = Field(0.005, gt=0, description="Adam learning rate")
+    lr: float = Field(0.005, gt=0, description="Adam peak learning rate")
+    warmup_fraction: float = Field(0.1, ge=0, lt=1, description="linear LR warmup over this share of the steps")
+    lr_schedule: Literal["cosine", "constant"] = Field("cosine", description="after warmup: cosine decay to 0, or constant")
+    grad_clip: float = Field(1.0, ge=0, description="clip the gradient's global L2 norm (0 = off)")
     weight_decay: float = Field(1e-5, ge=0, description="Adam weight decay")
     threads: int = Field(1, ge=1, description="torch threads per worker")
     embed_batch_size: int = Field(256, ge=1, description="nodes per batch when embedding the source graph")
+    embed_views: int = Field(2, ge=1, description="views averaged per node when embedding (GCC: 2)")
+    diagnostics: PretrainDiagnostics = Field(default_factory=lambda: PretrainDiagnostics())
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
 
@@ -192,6 +213,14 @@ class SplitConfig(StrictModel):
     """Leave-one-out by time on the target domain (last = test, second-to-last = validation)."""
 
     min_interactions: int = Field(3, ge=3, description="target users with fewer rows stay in train, unevaluated")
+    scenario: Literal["dense", "sparse", "cold"] = Field(
+        "dense", description="dense: all target training rows; sparse: split.scenario_fraction of the "
+                             "evaluated shared users keep only split.sparse_keep (1-3) most recent target "
+                             "training rows; cold: they keep none (cold-start, evaluated on held-out rows)")
+    scenario_fraction: float = Field(0.5, ge=0, le=1, description="share of evaluated shared users thinned "
+                                                                  "by split.scenario sparse/cold")
+    sparse_keep: tuple[int, int] = Field((1, 3), description="sparse: a thinned user keeps k rows, k uniform "
+                                                             "in [min, max]")
 
 
 class LossSpec(StrictModel):
@@ -269,7 +298,7 @@ class BaselinesConfig(StrictModel):
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
 
 
-PeerName = Literal["pop", "itemknn", "ease", "ease_joint", "als", "als_joint"]
+PeerName = Literal["pop", "itemknn", "ease", "ease_joint", "als", "als_joint", "emcdr"]
 
 
 class PeersConfig(StrictModel):
@@ -284,7 +313,8 @@ class PeersConfig(StrictModel):
 
     methods: list[PeerName] = Field(
         default_factory=lambda: ["pop", "itemknn", "ease", "ease_joint", "als", "als_joint"],
-        description="peers to fit: pop, itemknn, ease, ease_joint, als, als_joint")
+        description="peers to fit: pop, itemknn, ease, ease_joint, als, als_joint, emcdr (EMCDR-style "
+                    "source->target user map; for the cold-start scenario)")
     seeds: list[int] | None = Field(None, description="None = finetune.seeds (one row per seed, "
                                                       "deterministic peers repeat their single fit)")
     ease_lambda: list[float] = Field(default_factory=lambda: [50.0, 200.0, 500.0, 1000.0, 3000.0],
@@ -297,6 +327,9 @@ class PeersConfig(StrictModel):
     als_reg: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0], description="ALS L2 weights tried")
     als_iterations: list[int] = Field(default_factory=lambda: [10, 20], description="ALS sweeps tried")
     als_alpha: float = Field(1.0, gt=0, description="ALS confidence scale (confidence = 1 + alpha * x)")
+    emcdr_map_reg: list[float] = Field(default_factory=lambda: [1.0, 10.0, 100.0],
+                                       description="emcdr: ridge weights of the source->target map tried "
+                                                   "(ALS grid: peers.als_factors x peers.als_reg, max als_iterations)")
     max_items: int = Field(5000, ge=1, description="item-item peers (itemknn, ease, ease_joint) are "
                                                    "skipped, with a note, above this many items (dense n^2)")
 

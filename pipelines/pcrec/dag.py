@@ -36,7 +36,7 @@ PIPELINE = Pipeline(
               description="per-domain bipartite user-item graphs (from split/train) + shared users"),
         Stage("sample", run_sample, inputs=("graph",), config_keys=("sample",),
               description="two RWR r-ego views per source query node and epoch (positive pairs)"),
-        Stage("pretrain", run_pretrain, inputs=("graph", "sample"), config_keys=("pretrain",), version=2,
+        Stage("pretrain", run_pretrain, inputs=("graph", "sample"), config_keys=("pretrain",), version=3,
               kind="driver",
               description="GIN + MoCo (InfoNCE) pre-training on the source graph with Ray Train"),
         Stage("target_embed", run_target_embed, inputs=("graph", "pretrain"),
@@ -57,8 +57,9 @@ PIPELINE = Pipeline(
         Stage("recommend", run_recommend, inputs=("kcore", "split", "finetune", "baselines", "peers"),
               config_keys=("recommend",),
               description="top-K unseen target items per user (model chosen on validation)"),
-        Stage("report", run_report, inputs=("evaluate", "finetune", "baselines", "peers", "pretrain"),
-              config_keys=("report",), kind="driver",  # driver: the table prints without Ray prefixes
+        Stage("report", run_report, inputs=("evaluate", "finetune", "baselines", "peers", "pretrain",
+                                          "split"),
+              config_keys=("report", "split"), kind="driver",  # driver: the table prints without Ray prefixes
               description="method x metric table, gains over BPR-MF over seeds, plots, report.md"),
     ],
 )

@@ -164,3 +164,48 @@ def test_bitmap_and_binary_search_edge_lookups_agree(graph, monkeypatch):
     b = sample_subgraphs(fresh, q, torch.zeros_like(q), cfg, seed=4)
     assert smp._adjacency_bits(fresh) is None
     assert torch.equal(a.src, b.src) and torch.equal(a.dst, b.dst) and int(a.num_edges.sum()) > 0
+
+
+def test_walk_budget_grows_with_degree(graph):
+    from components.pcrec.sampler import walk_budget
+
+    cfg = RWRConfig(r=2, restart_prob=0.8, max_nodes=200, num_walkers=16, walk_length=8,
+                    degree_budget=True, min_steps=4)
+    q = torch.arange(graph.num_nodes)
+    deg = graph.degrees()
+    b = walk_budget(graph, q, cfg)
+    order = torch.argsort(deg, stable=True)
+    assert bool((b[order][1:] >= b[order][:-1]).all())              # monotone in degree
+    assert int(b.min()) >= 4 and int(b.max()) <= 16 * 8
+    hi, lo = int(torch.argmax(deg)), int(torch.argmin(torch.where(deg > 0, deg, 10**9)))
+    assert b[hi] > b[lo]
+    expect = np.ceil(deg[hi].item() ** 0.75 * np.e / (np.e - 1) / 0.8)
+    assert int(b[hi]) == min(max(4, int(expect)), 128)
+    # the walk stops at its budget: steps past it revisit the query only (dropped as duplicates)
+    t = rwr_traces(graph, q, torch.zeros_like(q), cfg, seed=0)
+    for node in (hi, lo):
+        tail = t[node, 1 + int(b[node]):]
+        assert bool((tail == node).all())
+    # so views of high-degree nodes are larger on average; the fixed budget walks every step
+    v = sample_subgraphs(graph, q, torch.zeros_like(q), cfg, seed=0)
+    big = deg >= deg.float().quantile(0.9)
+    small = (deg > 0) & (deg <= deg.float().median())
+    assert v.num_nodes[big].float().mean() > v.num_nodes[small].float().mean()
+    fixed = RWRConfig(r=2, restart_prob=0.8, max_nodes=200, num_walkers=16, walk_length=8)
+    assert bool((walk_budget(graph, q, fixed) == 128).all())
+
+
+def test_queries_drawn_by_degree_power(graph):
+    from components.pcrec.sampler import draw_queries
+
+    deg = graph.degrees().numpy()
+    hits = np.zeros(graph.num_nodes)
+    for e in range(60):
+        q = draw_queries(graph, 20, seed=0, epoch=e, degree_power=0.75)
+        assert len(np.unique(q)) == 20 and (np.diff(q) > 0).all()
+        hits[q] += 1
+    top = deg >= np.quantile(deg, 0.9)
+    low = deg <= np.quantile(deg, 0.3)
+    assert hits[top].mean() > 2 * hits[low].mean()
+    assert np.array_equal(draw_queries(graph, 20, 0, 3, 0.75), draw_queries(graph, 20, 0, 3, 0.75))
+    assert len(draw_queries(graph, None, 0, 0, 0.75)) == graph.num_nodes

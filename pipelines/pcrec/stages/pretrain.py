@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import torch
 
 from components.errors import InputError
+from components.pcrec import diagnostics as D
 from components.pcrec.encode import embed_nodes
 from components.pcrec.features import subgraph_features
 from components.pcrec.gin import GINEncoder
@@ -81,29 +82,115 @@ def train_loop(config: dict) -> None:
     # broadcasting it (and BN stats) from rank 0 at every step would only cost time
     model = s.prepare(moco, broadcast_buffers=False)
     model.train()
+    # steps per epoch: every sampled epoch has the same number of pairs
+    per_epoch = len(s.shard(len(epoch_pairs(table, 0)[0]), cfg.batch_size, 0, equal_sizes=True))
+    total = per_epoch * cfg.epochs
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         v0, v1 = epoch_pairs(table, epoch % n_sampled)
         fgen = torch.Generator().manual_seed(s.rank_seed(epoch))
-        losses, pairs = [], 0
-        for idx in s.shard(len(v0), cfg.batch_size, epoch, equal_sizes=True):
-            q, k = v0.select(idx), v1.select(idx)
-            fq = s.to_device(subgraph_features(q, cfg.pos_dim, sign_flip=True, generator=fgen))
-            fk = s.to_device(subgraph_features(k, cfg.pos_dim, sign_flip=True, generator=fgen))
-            loss = model((q.to_dgl(), fq.x, fq.degree), (k.to_dgl(), fk.x, fk.degree),
-                         s.to_device(q.query))   # query node ids: own stale keys are masked
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
+        losses, norms, lrs, pairs = [], [], [], 0
+        for i, idx in enumerate(s.shard(len(v0), cfg.batch_size, epoch, equal_sizes=True)):
+            lr = cfg.lr * lr_factor(epoch * per_epoch + i, total, cfg.warmup_fraction, cfg.lr_schedule)
+            loss, norm = moco_step(model, moco, opt, v0.select(idx), v1.select(idx), cfg, lr, fgen,
+                                   s.to_device)
+            losses.append(loss)
+            norms.append(norm)
+            lrs.append(lr)
             pairs += len(idx)
         secs = time.perf_counter() - t0
         row = {"epoch": epoch, "loss": s.all_mean(float(np.mean(losses)) if losses else float("nan")),
-               "pairs": pairs * s.world, "seconds": secs, "pairs_per_s": pairs * s.world / max(secs, 1e-9),
-               "workers": s.world}
-        curve.append(row)
+               "pairs": pairs * s.world, "steps": len(losses), "seconds": secs,
+               "pairs_per_s": pairs * s.world / max(secs, 1e-9),
+               "steps_per_s": len(losses) / max(secs, 1e-9), "workers": s.world,
+               "grad_norm": float(np.mean(norms)) if norms else float("nan"), "lr_end": lrs[-1] if lrs else cfg.lr}
+        curve.append({**row, "step_loss": [s.all_mean(v) for v in losses] if s.world > 1 else losses})
         s.report(row, s.state(epoch, curve, moco=model, opt=opt),
-                 progress=f"MoCo epoch {epoch + 1}/{cfg.epochs}: InfoNCE {row['loss']:.3f}")
+                 progress=f"MoCo epoch {epoch + 1}/{cfg.epochs}: InfoNCE {row['loss']:.3f} "
+                          f"(ln(K+1) = {np.log(cfg.queue_size + 1):.2f})")
+
+
+def moco_step(model, moco: MoCo, opt, q: SubgraphBatch, k: SubgraphBatch, cfg: PretrainConfig,
+              lr: float, fgen: torch.Generator, to_device=lambda x: x) -> tuple[float, float]:
+    """One MoCo update at learning rate ``lr``: GCC features (random sign flips) of both views,
+    InfoNCE (own stale keys masked), backward, gradient clipping at ``cfg.grad_clip``, Adam step.
+    ``model`` is ``moco`` or its DDP wrapper. Returns (loss, gradient norm before clipping)."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    fq = to_device(subgraph_features(q, cfg.pos_dim, sign_flip=True, generator=fgen))
+    fk = to_device(subgraph_features(k, cfg.pos_dim, sign_flip=True, generator=fgen))
+    loss = model((q.to_dgl(), fq.x, fq.degree), (k.to_dgl(), fk.x, fk.degree),
+                 to_device(q.query))   # query node ids: own stale keys are masked
+    opt.zero_grad()
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(moco.encoder_q.parameters(),
+                                          cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+    opt.step()
+    return float(loss.detach()), float(norm)
+
+
+def lr_factor(step: int, total: int, warmup_fraction: float, schedule: str) -> float:
+    """Multiplier of ``pretrain.lr`` at ``step`` of ``total``: linear warmup over the first
+    ``warmup_fraction`` of the steps, then constant or cosine decay to 0."""
+    warm = int(round(warmup_fraction * total))
+    if step < warm:
+        return (step + 1) / warm
+    if schedule == "constant":
+        return 1.0
+    return 0.5 * (1.0 + np.cos(np.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+
+def plateau_stats(loss: np.ndarray) -> tuple[float, float, float]:
+    """(mean of the first 10% of steps, mean of the last 10%, relative drop of the last 10%
+    against the 10% before it: near 0 = plateau)."""
+    n = max(1, len(loss) // 10)
+    first, last = float(loss[:n].mean()), float(loss[-n:].mean())
+    prev = float(loss[-2 * n:-n].mean()) if len(loss) >= 2 * n else first
+    return first, last, (prev - last) / max(abs(prev), 1e-12)
+
+
+def encoder_diagnostics(ctx, cfg: PretrainConfig, g, rwr, emb: torch.Tensor,
+                        views: torch.Tensor) -> list[dict]:
+    """Rows (encoder, metric, value) for the trained encoder and an untrained one (the same
+    initialisation, before any step), on the same nodes: alignment of two views, uniformity,
+    effective rank and mean cosine of the embeddings, view retrieval (is a node's other view its
+    nearest neighbour?) and source link-prediction AUC (edges vs random user-item non-edges)."""
+    n = min(cfg.diagnostics.nodes, g.num_nodes)
+    gen = torch.Generator().manual_seed(ctx.seed + 17)
+    nodes = torch.sort(torch.randperm(g.num_nodes, generator=gen)[:n]).values
+    untrained = build_moco(cfg, ctx.seed).encoder_q
+    u_emb, u_views = embed_nodes(untrained, g, nodes, rwr, cfg.pos_dim, seed=ctx.seed,
+                                 batch_size=cfg.embed_batch_size, num_views=2, return_views=True)
+    # probe pairs: edges among the sampled nodes' incident edges vs random user-item pairs
+    src, dst = g.edges()
+    keep = (src < dst)
+    src, dst = src[keep], dst[keep]
+    pick = torch.randperm(src.numel(), generator=gen)[:cfg.diagnostics.probe_pairs]
+    ps, pd_ = src[pick], dst[pick]
+    ns = torch.randint(0, g.num_users, (pick.numel(),), generator=gen)
+    nd = torch.randint(g.num_users, g.num_nodes, (pick.numel(),), generator=gen)
+    probe_nodes = torch.unique(torch.cat([ps, pd_, ns, nd]))
+    u_probe = embed_nodes(untrained, g, probe_nodes, rwr, cfg.pos_dim, seed=ctx.seed,
+                          batch_size=cfg.embed_batch_size, num_views=2)
+    pos_of = torch.full((g.num_nodes,), -1, dtype=torch.int64)
+    pos_of[probe_nodes] = torch.arange(probe_nodes.numel())
+    rows = []
+    for name, e_all, e_sub, v_sub, probe in (
+            ("trained", emb, emb[nodes], views[:, nodes] if views.shape[0] >= 2 else None, emb[probe_nodes]),
+            ("untrained", None, u_emb, u_views, u_probe)):
+        m = {"alignment": D.alignment(v_sub[0], v_sub[1]) if v_sub is not None else float("nan"),
+             "uniformity": D.uniformity(e_sub), "effective_rank": D.effective_rank(e_sub),
+             "mean_cosine": D.mean_cosine(e_sub),
+             "link_auc": D.link_auc(probe, pos_of[ps], pos_of[pd_], pos_of[ns], pos_of[nd])}
+        if v_sub is not None:
+            r = D.view_retrieval(v_sub[0], v_sub[1], k=10)
+            m.update({"view_top1": r["top1"], "view_top10": r["top10"], "view_top1_chance": r["chance_top1"]})
+        rows += [{"encoder": name, "metric": k, "value": float(v), "nodes": int(n)} for k, v in m.items()]
+    ctx.log("diagnostics (trained | untrained): %s", "; ".join(
+        f"{r['metric']} {r['value']:.3f} | {u['value']:.3f}"
+        for r, u in zip([r for r in rows if r["encoder"] == "trained"],
+                        [r for r in rows if r["encoder"] == "untrained"])))
+    return rows
 
 
 def embedding_table(domain: str, g, emb: torch.Tensor) -> pa.Table:
@@ -138,17 +225,29 @@ def run_pretrain(ctx) -> None:
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)   # this runs in the driver: do not oversubscribe the CPUs
     try:
-        emb = embed_nodes(encoder, g, torch.arange(g.num_nodes), rwr, cfg.pos_dim, seed=ctx.seed,
-                          batch_size=cfg.embed_batch_size,
-                          progress=lambda it: ctx.progress(it, desc="embed source"))
+        emb, views = embed_nodes(encoder, g, torch.arange(g.num_nodes), rwr, cfg.pos_dim, seed=ctx.seed,
+                                 batch_size=cfg.embed_batch_size, num_views=cfg.embed_views,
+                                 return_views=True,
+                                 progress=lambda it: ctx.progress(it, desc="embed source"))
+        diag = encoder_diagnostics(ctx, cfg, g, rwr, emb, views) if cfg.diagnostics.enabled else None
     finally:
         torch.set_num_threads(threads)
     ctx.out.write_table("embeddings", embedding_table("source", g, emb))
+    if diag is not None:
+        ctx.out.write_table("diagnostics", pa.Table.from_pylist(diag))
     torch.save(encoder.state_dict(), ctx.out.path("encoder.pt"))
     ctx.out.write_json("encoder", {"gin": encoder.hparams, "pos_dim": cfg.pos_dim,
-                                   "sampler": asdict(rwr), "seed": ctx.seed})
+                                   "sampler": asdict(rwr), "seed": ctx.seed,
+                                   "queue_size": cfg.queue_size})
     curve = state["history"]
+    steps = [{"step": i, "epoch": r["epoch"], "loss": v}
+             for i, (r, v) in enumerate((r, v) for r in curve for v in r.get("step_loss", []))]
+    curve = [{k: v for k, v in r.items() if k != "step_loss"} for r in curve]
     ctx.out.write_table("curve", pa.Table.from_pylist(curve))
+    if steps:
+        ctx.out.write_table("steps", pa.Table.from_pylist(steps))
+        ctx.log("InfoNCE first/last 10%% of steps: %.3f -> %.3f; ln(K+1) = %.3f",
+                *plateau_stats(np.array([r["loss"] for r in steps]))[:2], np.log(cfg.queue_size + 1))
     ctx.out.stats(epochs=len(curve), final_loss=curve[-1]["loss"] if curve else None,
                   embedded_nodes=g.num_nodes,
                   pairs_per_s=float(np.mean([r["pairs_per_s"] for r in curve])) if curve else None)

@@ -1,7 +1,8 @@
 """sample stage: the positive pairs (two RWR r-ego views per query) for pre-training.
 
 For each of ``sample.epochs`` epochs, ``sample.queries_per_epoch`` query nodes (users and
-items, drawn without replacement; all nodes when null) of the *source* graph get two
+items, drawn without replacement with probability ~ degree^``sample.query_degree_power``;
+all nodes when null) of the *source* graph get two
 independent views by :func:`components.pcrec.sampler.sample_views` (random walk with
 restart kept within ``sample.r`` hops, at most ``sample.max_nodes`` nodes). Sampling runs in
 vectorized batches of ``sample.batch_size`` queries.
@@ -23,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from components.pcrec.sampler import RWRConfig, sample_views
+from components.pcrec.sampler import RWRConfig, draw_queries, sample_views
 from pipelines.core.fanout import fan_out
 from pipelines.core.hints import config_hints
 from pipelines.pcrec.stages.graph import load_graph
@@ -33,16 +34,11 @@ def rwr_config(cfg) -> RWRConfig:
     """The sampler parameters of a ``sample`` config section."""
     with config_hints(r="set sample.r to 1, 2 or 3", restart_prob="set sample.restart_prob in [0, 1)",
                       max_nodes="set sample.max_nodes >= 2, sample.num_walkers >= 1 and "
-                                "sample.walk_length >= 1"):
+                                "sample.walk_length >= 1",
+                      min_steps="set sample.min_steps >= 1"):
         return RWRConfig(r=cfg.r, restart_prob=cfg.restart_prob, max_nodes=cfg.max_nodes,
-                         num_walkers=cfg.num_walkers, walk_length=cfg.walk_length)
-
-
-def epoch_queries(num_nodes: int, per_epoch: int | None, seed: int, epoch: int) -> np.ndarray:
-    """The query nodes of one epoch (deterministic in ``seed`` and ``epoch``)."""
-    rng = np.random.default_rng([seed, epoch, 0x5A3])
-    n = num_nodes if per_epoch is None else min(per_epoch, num_nodes)
-    return np.sort(rng.choice(num_nodes, size=n, replace=False))
+                         num_walkers=cfg.num_walkers, walk_length=cfg.walk_length,
+                         degree_budget=cfg.degree_budget, min_steps=cfg.min_steps)
 
 
 _GRAPHS: dict[str, object] = {}   # per worker process: the source graph of a graph artifact
@@ -80,7 +76,7 @@ def run_sample(ctx) -> None:
     rwr_config(cfg)   # bad sampler settings fail here, before any shard starts
     jobs = []
     for e in range(cfg.epochs):
-        q = epoch_queries(g.num_nodes, cfg.queries_per_epoch, ctx.seed, e)
+        q = draw_queries(g, cfg.queries_per_epoch, ctx.seed, e, cfg.query_degree_power)
         jobs += [(e, q[i:i + cfg.batch_size]) for i in range(0, len(q), cfg.batch_size)]
     del g
     res = fan_out(ctx, "sample", sample_shard, len(jobs), cfg.fanout, items=jobs)
