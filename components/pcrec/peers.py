@@ -20,7 +20,8 @@ Definitions:
   ``min_B ||X - X B||^2 + lam ||B||^2`` subject to ``diag(B) = 0``.
 
 Public API: :func:`interaction_matrix`, :func:`popularity`, :func:`itemknn`, :func:`ease`,
-:func:`item_item_factors`, :func:`als`.
+:func:`item_item_factors`, :func:`als`, :func:`linear_map` / :func:`emcdr_users` (EMCDR-style
+cross-domain baseline: ALS per domain, ridge map of user factors learned on shared users).
 """
 from __future__ import annotations
 
@@ -119,3 +120,49 @@ def als(X: sp.spmatrix, factors: int, regularization: float, iterations: int, al
         model.fit(sp.csr_matrix(X, dtype=np.float32), show_progress=False)
     return (np.asarray(model.user_factors, dtype=np.float32),
             np.asarray(model.item_factors, dtype=np.float32))
+
+
+def linear_map(Xs: np.ndarray, Yt: np.ndarray, reg: float) -> np.ndarray:
+    """Ridge regression ``[Xs, 1] @ M ~ Yt`` (closed form; the bias row is not penalised).
+
+    The mapping step of EMCDR (Man et al. 2017) in its linear form: ``Xs`` = source-domain user
+    factors and ``Yt`` = target-domain user factors of the same (shared) users. Returns ``M``
+    of shape ``(Xs.shape[1] + 1, Yt.shape[1])``; apply with :func:`apply_map`.
+    """
+    Xs, Yt = np.asarray(Xs, np.float64), np.asarray(Yt, np.float64)
+    if Xs.shape[0] != Yt.shape[0] or Xs.shape[0] == 0:
+        raise ConfigError(f"Xs and Yt need the same, non-zero number of rows (got {Xs.shape[0]} and "
+                          f"{Yt.shape[0]})", param="Xs")
+    if reg < 0:
+        raise ConfigError(f"reg must be >= 0, got {reg}", param="reg")
+    A = np.hstack([Xs, np.ones((Xs.shape[0], 1))])
+    pen = np.full(A.shape[1], float(reg))
+    pen[-1] = 0.0
+    return np.linalg.solve(A.T @ A + np.diag(pen) + 1e-9 * np.eye(A.shape[1]), A.T @ Yt)
+
+
+def apply_map(Xs: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """``[Xs, 1] @ M`` as float32."""
+    Xs = np.asarray(Xs, np.float64)
+    return (np.hstack([Xs, np.ones((Xs.shape[0], 1))]) @ M).astype(np.float32)
+
+
+def emcdr_users(Us: np.ndarray, Ut: np.ndarray, has_target: np.ndarray, shared_s: np.ndarray,
+                shared_t: np.ndarray, map_reg: float) -> np.ndarray:
+    """Target user factors of an EMCDR-style baseline (Man et al. 2017, linear map).
+
+    ``Us`` / ``Ut``: user factors fitted separately on the source and the target domain (e.g.
+    :func:`als`); ``shared_s[k]`` (source id) and ``shared_t[k]`` (target id) are the same user;
+    ``has_target``: bool per target user, True when it has target training rows. A ridge map
+    (:func:`linear_map`, weight ``map_reg``) from source to target factors is learned on the
+    shared users with target rows, and the shared users without any get the mapped vector;
+    everyone else keeps ``Ut``. Returns the new target user factors (float32).
+    """
+    shared_s, shared_t = np.asarray(shared_s, np.int64), np.asarray(shared_t, np.int64)
+    has_target = np.asarray(has_target, bool)
+    fit_rows, cold = has_target[shared_t], ~has_target[shared_t]
+    U = np.array(Ut, dtype=np.float32, copy=True)
+    if fit_rows.any() and cold.any():
+        M = linear_map(Us[shared_s[fit_rows]], Ut[shared_t[fit_rows]], map_reg)
+        U[shared_t[cold]] = apply_map(Us[shared_s[cold]], M)
+    return U

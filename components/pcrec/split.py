@@ -6,7 +6,14 @@ broken by ``iid`` (ascending), so the split is deterministic. Everything else â€
 source-domain rows, the earlier target rows, and every row of target users with fewer than
 ``min_interactions`` rows â€” goes to train. Those short users are therefore never evaluated.
 
-Public API: :func:`leave_one_out`.
+Scenarios (:func:`apply_scenario`, after the leave-one-out split): ``dense`` keeps train as is;
+``sparse`` picks a fraction of the evaluated *shared* users (users that also have source rows)
+and keeps only their 1-3 most recent target training rows (the count drawn per user); ``cold``
+picks a fraction of them and removes all their target training rows (they are evaluated on
+their held-out target rows with no target history). Removed rows are not moved anywhere:
+validation and test rows stay as they are, source rows are untouched.
+
+Public API: :func:`leave_one_out`, :func:`apply_scenario`.
 """
 from __future__ import annotations
 
@@ -77,3 +84,66 @@ def leave_one_out(interactions: pd.DataFrame, *, domain: str = "target",
     valid = dom.loc[valid_mask].reset_index(drop=True)
     test = dom.loc[test_mask].reset_index(drop=True)
     return Split(train=train, valid=valid, test=test)
+
+
+def shared_users(interactions: pd.DataFrame, domain: str = "target") -> np.ndarray:
+    """Raw ``user`` ids that have rows in ``domain`` and in some other domain."""
+    dom = interactions["domain"] == domain
+    return np.intersect1d(interactions.loc[dom, "user"].unique(), interactions.loc[~dom, "user"].unique())
+
+
+def apply_scenario(split: Split, scenario: str, *, fraction: float = 0.5, keep: tuple[int, int] = (1, 3),
+                   seed: int = 0, domain: str = "target") -> tuple[Split, pd.DataFrame]:
+    """Thin the target training rows of some shared users (see the module docstring).
+
+    Args:
+        split: a leave-one-out split.
+        scenario: ``"dense"`` (no change), ``"sparse"`` or ``"cold"``.
+        fraction: share of the evaluated shared users that are thinned.
+        keep: ``sparse``: each thinned user keeps ``k`` most recent target training rows, ``k``
+            uniform in ``[keep[0], keep[1]]``.
+        seed: seed of the user choice and of ``k``.
+        domain: the evaluated domain.
+
+    Returns:
+        ``(split with the new train, groups)``: ``groups`` has one row per evaluated user of
+        ``domain`` (``uid``, ``user``, ``shared`` bool, ``group`` = scenario name for thinned users,
+        ``"shared"`` / ``"target-only"`` for the others, ``train_rows`` = target training rows
+        left).
+    """
+    if scenario not in ("dense", "sparse", "cold"):
+        raise InputError(f"unknown scenario {scenario!r}", param="scenario", fix="use dense, sparse or cold")
+    if not 0.0 <= fraction <= 1.0:
+        raise InputError(f"fraction={fraction} is not in [0, 1]", param="fraction", fix="pass 0 <= fraction <= 1")
+    lo, hi = int(keep[0]), int(keep[1])
+    if not 1 <= lo <= hi:
+        raise InputError(f"keep={keep} needs 1 <= keep[0] <= keep[1]", param="keep",
+                         fix="pass e.g. keep=(1, 3)")
+    train = split.train
+    all_rows = pd.concat([train, split.valid, split.test], ignore_index=True)
+    shared = shared_users(all_rows, domain)
+    ev = split.test[["uid", "user"]].drop_duplicates("uid").sort_values("uid").reset_index(drop=True)
+    ev["shared"] = ev.user.isin(shared).to_numpy()
+    ev["group"] = np.where(ev.shared, "shared", "target-only")
+    is_dom = (train["domain"] == domain).to_numpy()
+    if scenario != "dense":
+        rng = np.random.default_rng([seed, 0x5CE])
+        cand = ev.uid[ev.shared].to_numpy()
+        picked = np.sort(rng.choice(cand, size=int(round(fraction * len(cand))), replace=False))
+        ev.loc[ev.uid.isin(picked), "group"] = scenario
+        dom = train.loc[is_dom]
+        if scenario == "cold":
+            drop = dom.uid.isin(picked).to_numpy()
+        else:
+            k = pd.Series(rng.integers(lo, hi + 1, size=len(picked)), index=picked)
+            # rows from the end (train is sorted by domain, uid, ts, iid): 0 = most recent
+            from_end = dom.groupby("uid").cumcount(ascending=False).to_numpy()
+            limit = dom.uid.map(k).to_numpy()
+            drop = dom.uid.isin(picked).to_numpy() & (from_end >= np.nan_to_num(limit, nan=np.inf))
+        keep_mask = np.ones(len(train), dtype=bool)
+        keep_mask[np.flatnonzero(is_dom)[drop]] = False
+        train = train.loc[keep_mask].reset_index(drop=True)
+        is_dom = (train["domain"] == domain).to_numpy()
+    counts = train.loc[is_dom].groupby("uid").size()
+    ev["train_rows"] = ev.uid.map(counts).fillna(0).astype(np.int64).to_numpy()
+    return Split(train=train, valid=split.valid, test=split.test), ev

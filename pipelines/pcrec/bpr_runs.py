@@ -227,6 +227,7 @@ def write_results(ctx, results: list[dict]) -> None:
                      "best_valid_ndcg10": float(r["best_valid_ndcg10"]),
                      "diverged": bool(div),
                      "epochs_run": len([h for h in r["history"] if h["epoch"] > 0]),
+                     "epoch_cap": int(r["spec"]["bpr"]["epochs"]) if r["spec"].get("train", True) else 0,
                      "train_s": float(sum(h["train_s"] for h in r["history"])),
                      "wall_s": float(r["wall_s"])})
     ctx.out.write_table("embeddings", pa.concat_tables(tables))

@@ -76,3 +76,19 @@ def test_als_shapes_and_seed():
     assert U.shape == (30, 4) and V.shape == (10, 4) and np.isfinite(U).all()
     U2, _ = peers.als(X, factors=4, regularization=0.1, iterations=3, seed=1, threads=1)
     np.testing.assert_allclose(U, U2, rtol=1e-5, atol=1e-6)
+
+
+def test_emcdr_maps_only_cold_shared_users_and_recovers_a_linear_map():
+    rng = np.random.default_rng(0)
+    Us = rng.normal(size=(30, 4)).astype(np.float32)
+    M = rng.normal(size=(4, 3))
+    Ut = (Us[:20] @ M + 0.5).astype(np.float32)          # target users 0..19 = source users 0..19
+    Ut = np.vstack([Ut, rng.normal(size=(5, 3)).astype(np.float32)])   # 20..24: target-only
+    has_t = np.ones(25, bool)
+    has_t[[3, 7, 21]] = False                            # 3, 7 cold shared; 21 cold, not shared
+    U = peers.emcdr_users(Us, Ut, has_t, np.arange(20), np.arange(20), map_reg=0.0)
+    np.testing.assert_allclose(U[[3, 7]], Us[[3, 7]] @ M + 0.5, rtol=1e-4, atol=1e-4)
+    keep = np.setdiff1d(np.arange(25), [3, 7])
+    np.testing.assert_array_equal(U[keep], Ut[keep])
+    with pytest.raises(Exception, match="Xs"):
+        peers.linear_map(Us[:3], Ut[:2], 1.0)

@@ -60,3 +60,56 @@ def test_bad_input_raises_input_error():
         leave_one_out(pd.DataFrame({"uid": [0]}))
     with pytest.raises(InputError, match="domain"):
         leave_one_out(_table([("source", 0, 0, 1)]))
+
+
+def _two_domains(seed=0, n=1500):
+    rng = np.random.default_rng(seed)
+    tgt = list(zip(["target"] * n, rng.integers(0, 40, n), rng.integers(0, 60, n), rng.integers(0, 10**6, n)))
+    src = list(zip(["source"] * 300, rng.integers(0, 20, 300), rng.integers(0, 30, 300), rng.integers(0, 99, 300)))
+    df = _table(tgt + src).drop_duplicates(["domain", "uid", "iid"]).reset_index(drop=True)
+    return df
+
+
+@pytest.mark.parametrize("scenario", ["dense", "sparse", "cold"])
+def test_scenario_splits_hold_out_and_thin_only_target_train_rows(scenario):
+    from components.pcrec.split import apply_scenario
+
+    df = _two_domains()
+    base = leave_one_out(df)
+    s, groups = apply_scenario(base, scenario, fraction=0.5, keep=(1, 3), seed=1)
+    # valid/test untouched; a user's held-out items never appear among their training rows
+    pd.testing.assert_frame_equal(s.valid, base.valid)
+    pd.testing.assert_frame_equal(s.test, base.test)
+    tr = s.train[s.train.domain == "target"]
+    train_pairs = set(zip(tr.uid, tr.iid))
+    held = set(zip(s.valid.uid, s.valid.iid)) | set(zip(s.test.uid, s.test.iid))
+    assert not train_pairs & held
+    # source rows untouched; train only loses rows
+    pd.testing.assert_frame_equal(s.train[s.train.domain == "source"].reset_index(drop=True),
+                                  base.train[base.train.domain == "source"].reset_index(drop=True))
+    assert set(map(tuple, s.train[["domain", "uid", "iid"]].values)) <= \
+        set(map(tuple, base.train[["domain", "uid", "iid"]].values))
+    # one row per evaluated user; thinned users are shared (u0..u19 have source rows)
+    assert sorted(groups.uid) == sorted(s.test.uid)
+    assert groups.shared.tolist() == (groups.uid < 20).tolist()
+    thinned = groups[groups.group == scenario]
+    counts = tr.groupby("uid").size()
+    if scenario == "dense":
+        assert len(thinned) == 0 and len(s.train) == len(base.train)
+        return
+    n_shared = int(groups.shared.sum())
+    assert len(thinned) == round(0.5 * n_shared) and thinned.shared.all()
+    left = thinned.uid.map(counts).fillna(0).astype(int)
+    assert (left == thinned.train_rows).all()
+    if scenario == "cold":
+        assert (left == 0).all()                      # cold users: zero target training rows
+    else:
+        assert left.between(1, 3).all()
+        btr = base.train[base.train.domain == "target"]
+        for u in thinned.uid:                         # the most recent rows are the ones kept
+            kept = tr[tr.uid == u].sort_values(["ts", "iid"])
+            allr = btr[btr.uid == u].sort_values(["ts", "iid"])
+            assert kept[["iid", "ts"]].values.tolist() == allr[["iid", "ts"]].values[-len(kept):].tolist()
+    others = groups[groups.group != scenario]
+    bcounts = base.train[base.train.domain == "target"].groupby("uid").size()
+    assert (others.uid.map(counts) == others.uid.map(bcounts)).all()

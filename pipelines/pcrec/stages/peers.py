@@ -2,7 +2,9 @@
 
 What a practitioner could pick instead (components/pcrec/peers.py): ``pop`` (popularity),
 ``itemknn``, ``ease`` (target only), ``ease_joint`` (EASE over source + target items for every
-user of either domain, target columns scored), ``als`` and ``als_joint`` (``implicit`` ALS).
+user of either domain, target columns scored), ``als`` and ``als_joint`` (``implicit`` ALS), and
+``emcdr`` (EMCDR-style: ALS per domain + a ridge map from source to target user factors learned on
+shared users with target rows, applied to users without target training rows).
 All are fitted on split/train only; each grid point of ``peers.*`` is scored by validation
 NDCG@10 with full ranking (train items excluded) — the same selection rule as finetune's early
 stopping — and the test split is never looked at. The chosen model is written once per seed
@@ -49,6 +51,10 @@ def _grid(cfg, name: str) -> list[dict]:
         return [{"lambda": float(v)} for v in cfg.ease_lambda]
     if name == "itemknn":
         return [{"k": int(k), "shrink": float(s)} for k, s in itertools.product(cfg.itemknn_k, cfg.itemknn_shrink)]
+    if name == "emcdr":
+        return [{"factors": int(f), "reg": float(r), "iterations": int(max(cfg.als_iterations)),
+                 "map_reg": float(m)}
+                for f, r, m in itertools.product(cfg.als_factors, cfg.als_reg, cfg.emcdr_map_reg)]
     if name in ("als", "als_joint"):
         return [{"factors": int(f), "reg": float(r), "iterations": int(i)}
                 for f, r, i in itertools.product(cfg.als_factors, cfg.als_reg, cfg.als_iterations)]
@@ -79,8 +85,31 @@ def run_peers(ctx) -> None:
         ctx.log("joint matrix: %d users x %d items (%d target), %d training pairs",
                 jd["n_users"], jd["n_items"], td.n_items, Xj.nnz)
 
+    emcdr_data, als_cache = None, {}
+    if "emcdr" in cfg.methods:
+        tr = ctx.input("split").df("train", columns=["domain", "uid", "iid"])
+        src = tr[tr.domain == "source"]
+        n_su = int((td.users.domain == "source").sum())
+        n_si = int((td.items.domain == "source").sum())
+        Xs = P.interaction_matrix(src.uid.to_numpy(), src.iid.to_numpy(), n_su, n_si)
+        sh = td.shared_users()
+        emcdr_data = (Xs, sh.source_uid.to_numpy(np.int64), sh.target_uid.to_numpy(np.int64))
+        cold = int((np.asarray(X.getnnz(axis=1))[emcdr_data[2]] == 0).sum())
+        ctx.log("emcdr: %d shared users, %d of them without target training rows (mapped)", len(sh), cold)
+
     def fit(name: str, p: dict, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Factors of peer ``name`` with params ``p``, in target users x target items."""
+        if name == "emcdr":
+            Xs, ss, st = emcdr_data
+            key = (p["factors"], p["reg"], p["iterations"], seed)
+            if key not in als_cache:   # one pair of ALS fits serves every map_reg
+                als_cache.clear()
+                Us, _ = P.als(Xs, p["factors"], p["reg"], p["iterations"], cfg.als_alpha, seed, threads)
+                als_cache[key] = (Us, *P.als(X, p["factors"], p["reg"], p["iterations"], cfg.als_alpha,
+                                              seed, threads))
+            Us, Ut, Vt = als_cache[key]
+            has_t = np.asarray(X.getnnz(axis=1) > 0)
+            return P.emcdr_users(Us, Ut, has_t, ss, st, p["map_reg"]), Vt
         if name == "pop":
             return P.popularity(X)
         if name == "itemknn":
@@ -119,7 +148,7 @@ def run_peers(ctx) -> None:
                     json.dumps(p, sort_keys=True), len(_grid(cfg, name)))
             for s in seeds:
                 t0 = time.perf_counter()
-                if name.startswith("als") and s != seeds[0]:
+                if (name.startswith("als") or name == "emcdr") and s != seeds[0]:
                     U, V = fit(name, p, s)
                     sc = valid(torch.from_numpy(U), torch.from_numpy(V))
                     secs = time.perf_counter() - t0

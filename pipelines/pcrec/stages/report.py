@@ -25,7 +25,8 @@ LABEL = {"direct": "(a) pre-trained, no fine-tuning", "pretrain_init": "(b) pre-
          "lightgcn": "LightGCN (target only)", "joint_mf": "joint MF (source+target)",
          "peer_pop": "peer: popularity", "peer_itemknn": "peer: ItemKNN",
          "peer_ease": "peer: EASE (target only)", "peer_ease_joint": "peer: EASE (source+target)",
-         "peer_als": "peer: ALS (implicit)", "peer_als_joint": "peer: ALS (implicit, source+target)"}
+         "peer_als": "peer: ALS (implicit)", "peer_als_joint": "peer: ALS (implicit, source+target)",
+         "peer_emcdr": "peer: EMCDR-style map (ALS + ridge)"}
 PEER = "peer_"
 
 
@@ -76,11 +77,104 @@ def subgroup_gains(per_user: pd.DataFrame, metric: str = "ndcg@10") -> pd.DataFr
 
 def pretrain_curve(art) -> pd.DataFrame | None:
     """The first pretrain table with a ``loss`` column (InfoNCE per step/epoch)."""
-    for name in sorted(art.tables, key=lambda n: (0 if "curve" in n or "loss" in n else 1, n)):
+    for name in sorted(art.tables, key=lambda n: (0 if n == "steps" else 1 if "curve" in n or "loss" in n
+                                                  else 2, n)):
         cols = art.table(name).schema.names
         if "loss" in cols and "embedding" not in cols:
             return art.df(name)
     return None
+
+
+BUCKETS = [(0, 0, "0"), (1, 3, "1-3"), (4, 10, "4-10"), (11, 30, "11-30"), (31, 10**12, "31+")]
+
+
+def breakdowns(per_user: pd.DataFrame, groups: pd.DataFrame, metric: str = "ndcg@10",
+               protocol: str = "full") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Test ``metric`` per method (mean ± std over seeds of the per-seed group means) by user
+    group (split/groups.group: shared, target-only, or the scenario's thinned users) and by
+    target-degree bucket (target training rows of the user). Cells are strings; the column
+    headers carry the user counts."""
+    pu = per_user[per_user.protocol == protocol].merge(groups[["uid", "group", "train_rows"]], on="uid")
+    b = pd.Series(pd.NA, index=pu.index, dtype=object)
+    for lo, hi, name in BUCKETS:
+        b[(pu.train_rows >= lo) & (pu.train_rows <= hi)] = name
+    pu = pu.assign(bucket=b)
+    out = []
+    for col in ("group", "bucket"):
+        per_seed = pu.groupby(["method", "seed", col])[metric].mean().rename("v").reset_index()
+        agg = per_seed.groupby(["method", col]).v.agg(["mean", "std"]).reset_index()
+        agg["cell"] = agg.apply(lambda r: f"{r['mean']:.4f} ± {0 if np.isnan(r['std']) else r['std']:.4f}", axis=1)
+        t = agg.pivot(index="method", columns=col, values="cell")
+        n = groups.assign(bucket=[next(nm for lo, hi, nm in BUCKETS if lo <= x <= hi)
+                                  for x in groups.train_rows])[col].value_counts()
+        order = ([nm for _, _, nm in BUCKETS] if col == "bucket" else
+                 sorted(t.columns, key=lambda c: (c in ("shared", "target-only"), c)))
+        t = t[[c for c in order if c in t.columns]]
+        t.columns = [f"{c} ({int(n.get(c, 0))} users)" for c in t.columns]
+        rows = [m for m in LABEL if m in t.index] + [m for m in t.index if m not in LABEL]
+        out.append(t.loc[rows])
+    return out[0], out[1]
+
+
+def pretrain_section(art, infonce: pd.DataFrame | None) -> list[str]:
+    """report.md lines on pre-training: InfoNCE start/end against ln(K+1) and whether it
+    plateaued, and the trained vs untrained encoder diagnostics (pretrain/diagnostics)."""
+    import json
+    import os
+
+    md = ["## Pre-training diagnostics\n"]
+    K = None
+    try:
+        with open(art.path("encoder.json")) as f:
+            K = json.load(f).get("queue_size")
+    except (OSError, ValueError):
+        pass
+    if infonce is not None and len(infonce):
+        loss = infonce["loss"].to_numpy(dtype=float)
+        n = max(1, len(loss) // 10)
+        first, last = loss[:n].mean(), loss[-n:].mean()
+        prev = loss[-2 * n:-n].mean() if len(loss) >= 2 * n else first
+        unit = "steps" if "step" in infonce.columns else "reports"
+        line = (f"InfoNCE (mean of the first / last 10% of {len(loss)} {unit}): {first:.3f} -> {last:.3f}")
+        if K:
+            line += (f"; a random encoder scores about ln(K+1) = {np.log(K + 1):.3f} (K = {K} queued "
+                     "negatives), so the end value is " f"{np.log(K + 1) - last:.2f} nats below chance")
+        drop = (prev - last) / max(abs(prev), 1e-12)
+        line += (f". Over the last 10% of {unit} the loss moved {100 * drop:+.1f}% against the 10% before "
+                 f"({'plateau' if abs(drop) < 0.02 else 'NOT a plateau: more steps could still help'}).")
+        md += [line + "\n"]
+    if "diagnostics" in getattr(art, "tables", []):
+        d = art.df("diagnostics")
+        t = d.pivot_table(index="metric", columns="encoder", values="value", aggfunc="first")
+        order = ["alignment", "uniformity", "effective_rank", "mean_cosine", "view_top1", "view_top10",
+                 "view_top1_chance", "link_auc"]
+        t = t.reindex([m for m in order if m in t.index] + [m for m in t.index if m not in order])
+        t = t[[c for c in ("trained", "untrained") if c in t.columns]].round(4)
+        nodes = int(d.nodes.iloc[0]) if "nodes" in d.columns and len(d) else None
+        md += [f"Embeddings of {nodes} random source nodes (two views each), trained encoder against "
+               "the same encoder before any step. alignment = mean squared distance of a node's two "
+               "views (lower: views agree); uniformity = log mean exp(-2 d^2) over pairs (lower: spread "
+               "out); effective_rank = exp(entropy) of the singular values (of 64 dims); view_top1/top10 "
+               "= share of nodes whose other view is the nearest / among the 10 nearest of all nodes' "
+               "views (chance: view_top1_chance); link_auc = source link-prediction AUC by cosine, "
+               "edges against random user-item pairs (0.5 = no signal):\n", _md_table(t), ""]
+        if {"trained", "untrained"} <= set(t.columns):
+            er, ur = t.loc["effective_rank"] if "effective_rank" in t.index else (None, None)
+            verdicts = []
+            if "view_top1" in t.index:
+                a, b = t.loc["view_top1", "trained"], t.loc["view_top1", "untrained"]
+                verdicts.append(f"view retrieval top-1 {a:.3f} vs {b:.3f} untrained "
+                                f"({'the encoder learned to tell nodes apart' if a > 2 * b else 'little better than untrained'})")
+            if "link_auc" in t.index:
+                a, b = t.loc["link_auc", "trained"], t.loc["link_auc", "untrained"]
+                verdicts.append(f"link AUC {a:.3f} vs {b:.3f} untrained"
+                                + (" (below 0.5: cosine of the structural embeddings does not rank a user's "
+                                   "items above random items; GCC features carry structure, not identity)"
+                                   if a < 0.5 else ""))
+            md += ["Reading: " + "; ".join(verdicts) + ".\n"]
+    if len(md) == 1:
+        md.append("No pre-training curve or diagnostics in the pretrain artifact.\n")
+    return md
 
 
 def _plots(ctx, curves: pd.DataFrame, infonce: pd.DataFrame | None, summary: pd.DataFrame,
@@ -216,6 +310,24 @@ def run_report(ctx) -> None:
                                              valid_ndcg10=("best_valid_ndcg10", "mean"),
                                              fit_s=("train_s", "mean"))
         md += [_md_table(pr.round(4)), ""]
+    split_art = ctx.inputs.get("split") if hasattr(ctx, "inputs") else None
+    groups = split_art.df("groups") if split_art is not None and "groups" in split_art.tables else None
+    if groups is not None and len(groups):
+        scen = getattr(ctx.cfg.split, "scenario", "dense")
+        by_group, by_bucket = breakdowns(per_user, groups)
+        md += [f"## Scenario: {scen}\n",
+               {"dense": "All target training rows are kept.",
+                "sparse": f"{ctx.cfg.split.scenario_fraction:.0%} of the evaluated shared users keep only "
+                          f"{ctx.cfg.split.sparse_keep[0]}-{ctx.cfg.split.sparse_keep[1]} most recent target "
+                          "training rows (group `sparse`).",
+                "cold": f"{ctx.cfg.split.scenario_fraction:.0%} of the evaluated shared users have no target "
+                        "training rows at all (group `cold`); they are scored on their held-out target "
+                        "rows. Plain BPR-MF and target-only peers know nothing about them."}.get(scen, ""),
+               "", "Test NDCG@10 (full protocol) by user group, mean ± std over seeds:\n",
+               _md_table(by_group), "",
+               "Test NDCG@10 (full protocol) by target-degree bucket (target training rows per user):\n",
+               _md_table(by_bucket), ""]
+        printed.append(f"\n== NDCG@10 by user group ({scen}) ==\n" + by_group.to_string())
     md.append("## Investigation\n")
     if len(sub):
         st = sub.assign(gain=sub.apply(lambda r: f"{r['mean']:+.4f} ± {0 if np.isnan(r['std']) else r['std']:.4f}", axis=1))
@@ -224,14 +336,22 @@ def run_report(ctx) -> None:
         st.columns = [f"{c} ({n.get(c, 0)} users)" for c in st.columns]
         md += ["Test NDCG@10 gain over BPR-MF, full protocol, by user group (shared users carry "
                "the source-domain knowledge; target-only users get none directly):\n", _md_table(st), ""]
+    for col in ("epochs_run", "epoch_cap"):
+        if col not in runs.columns:
+            runs[col] = np.nan
     r = runs.groupby("method").agg(best_valid_ndcg10=("best_valid_ndcg10", "mean"),
-                                   best_epoch=("best_epoch", "mean"), train_s=("train_s", "sum"))
-    md += ["Validation (model selection) and training effort, mean over seeds:\n",
+                                   best_epoch=("best_epoch", "mean"), epochs_run=("epochs_run", "mean"),
+                                   epoch_cap=("epoch_cap", "max"), train_s=("train_s", "sum"))
+    capped = [m for m, row in r.iterrows() if row.epoch_cap and row.epoch_cap > 0
+              and row.epochs_run >= row.epoch_cap]
+    md += ["Validation (model selection) and training effort, mean over seeds. Every trained model "
+           "early-stops on validation NDCG@10; best_epoch / epochs_run / epoch_cap show whether it "
+           "converged within its budget (peers have no epochs: their grids are chosen on validation):\n",
            _md_table(r.round(4)), ""]
-    if infonce is not None and len(infonce):
-        l0, l1 = float(infonce["loss"].iloc[0]), float(infonce["loss"].iloc[-1])
-        md.append(f"Pre-training InfoNCE went from {l0:.3f} to {l1:.3f} over {len(infonce)} reports "
-                  f"({'decreasing' if l1 < l0 else 'NOT decreasing'}).\n")
+    md.append(("Runs that reached their epoch cap without early stopping (raise the cap): "
+               + ", ".join(capped) + ".\n") if capped else
+              "No trained method ran into its epoch cap: all stopped on validation.\n")
+    md += pretrain_section(ctx.input("pretrain"), infonce)
     md += ["## Plots\n"] + [f"![{f}]({f})\n" for f in files]
     with open(ctx.out.path("report.md"), "w") as f:
         f.write("\n".join(md))
