@@ -82,6 +82,7 @@ def main() -> int:
                 row = {"key": key, "model": label, "registry": name, "seed": seed, "epochs": cfg.train.epochs,
                        "top1": m["multi_view"]["top1"], "top5": m["multi_view"]["top5"],
                        "top1_1view": m["single_view"]["top1"], "chance": m["chance"],
+                       "mean_class": m["multi_view"].get("mean_class_acc"),
                        "params": man["stats"]["params"], "clips_per_s": man["stats"]["mean_clips_per_s"],
                        "train_s": man["wall_time_s"], "wall_s": round(time.time() - t0, 1)}
                 rows.append(row)
@@ -100,14 +101,16 @@ def main() -> int:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| model | params | top-1 (6 views) | top-1 (1 view) | top-5 | train clips/s | seeds |",
-           "| --- | --- | --- | --- | --- | --- | --- |"]
+    out = ["| model | params | top-1 (6 views) | mean-class (6 views) | top-1 (1 view) | top-5 | train clips/s | seeds |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for key in dict.fromkeys(r["key"] for r in rows):
         rs = [r for r in rows if r["key"] == key]
         def ms(f):
+            if any(r.get(f) is None for r in rs):
+                return "–"
             v = np.array([r[f] for r in rs])
             return f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v.mean():.3f}"
-        out.append(f"| {rs[0]['model']} | {rs[0]['params'] / 1e6:.2f}M | {ms('top1')} | {ms('top1_1view')} | "
+        out.append(f"| {rs[0]['model']} | {rs[0]['params'] / 1e6:.2f}M | {ms('top1')} | {ms('mean_class')} | {ms('top1_1view')} | "
                    f"{ms('top5')} | {np.mean([r['clips_per_s'] for r in rs]):.1f} | "
                    f"{','.join(str(r['seed']) for r in rs)} |")
     out.append(f"\nchance top-1 = {rows[0]['chance']:.3f}" if rows else "")
