@@ -102,7 +102,7 @@ def breakdowns(per_user: pd.DataFrame, groups: pd.DataFrame, metric: str = "ndcg
     out = []
     for col in ("group", "bucket"):
         per_seed = pu.groupby(["method", "seed", col])[metric].mean().rename("v").reset_index()
-        agg = per_seed.groupby(["method", col]).v.agg(["mean", "std"]).reset_index()
+        agg = per_seed.groupby(["method", col]).v.agg(mean="mean", std=lambda x: x.std(ddof=0)).reset_index()
         agg["cell"] = agg.apply(lambda r: f"{r['mean']:.4f} ± {0 if np.isnan(r['std']) else r['std']:.4f}", axis=1)
         t = agg.pivot(index="method", columns=col, values="cell")
         n = groups.assign(bucket=[next(nm for lo, hi, nm in BUCKETS if lo <= x <= hi)
