@@ -121,6 +121,29 @@ class EvalConfig(StrictModel):
                                      "one by one (25 in the TSN paper); None: the K segment centres")
 
 
+class MotionNetPretrainConfig(StrictModel):
+    """hidden_two_stream: MotionNet alone on the unsupervised losses (pretrain stage), before the
+    end-to-end training of the train stage (Zhu et al. 2017)."""
+
+    epochs: int = Field(2, ge=0, description="MotionNet-only epochs on the training clips (0: MotionNet starts "
+                        "from scratch in end-to-end training)")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the MotionNet pre-training")
+    batch_size: int = Field(8, ge=1, description="clips per step of the MotionNet pre-training")
+
+
+class TransferConfig(StrictModel):
+    """t3d: 2D -> 3D supervision transfer (pretrain stage; Diba et al. 2017, Sec. 3.2) before
+    fine-tuning on the labels in the train stage."""
+
+    epochs: int = Field(0, ge=0, description="epochs of the image-clip correspondence task (0: no transfer)")
+    teacher: Literal["resnet18", "resnet34", "inception"] = Field(
+        "resnet18", description="2D teacher network (frozen); inception is Inception-v1-BN (GoogLeNet)")
+    teacher_weights: str | None = path_field(None, description="2D checkpoint of the teacher (torchvision "
+                                             "ResNet / GoogLeNet naming or ours); required when transfer.epochs > 0")
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the transfer")
+    batch_size: int = Field(8, ge=2, description="clips per step (each gives one positive and one negative pair)")
+
+
 class EmbedConfig(StrictModel):
     splits: list[str] | None = Field(None, description="splits to embed (None: all)")
     temporal_views: int = Field(1, ge=1, description="clips per video (features averaged)")
@@ -137,7 +160,16 @@ class VideoConfig(StrictModel):
     train: TrainConfig = TrainConfig()
     evaluate: EvalConfig = EvalConfig()
     embed: EmbedConfig = EmbedConfig()
+    motionnet: MotionNetPretrainConfig = MotionNetPretrainConfig()
+    transfer: TransferConfig = TransferConfig()
     resources: dict[str, StageResources] = Field(default_factory=dict, description="Ray resources per stage name, e.g. {flow: {num_cpus: 2}}")
+
+    @model_validator(mode="after")
+    def _transfer_teacher(self):
+        if self.transfer.epochs > 0 and self.model.name == "t3d" and not self.transfer.teacher_weights:
+            raise ValueError("transfer.epochs > 0 needs transfer.teacher_weights (a 2D checkpoint of the frozen "
+                             "teacher; nothing is downloaded)")
+        return self
 
     @model_validator(mode="after")
     def _crop_fits(self):

@@ -1,4 +1,4 @@
-"""The ``video`` pipeline: ingest -> flow -> train -> evaluate, embed."""
+"""The ``video`` pipeline: ingest -> flow -> pretrain -> train -> evaluate, embed."""
 from __future__ import annotations
 
 from pipelines.core.stage import Pipeline, Stage
@@ -7,6 +7,7 @@ from pipelines.video.stages.embed import run_embed
 from pipelines.video.stages.evaluate import run_evaluate
 from pipelines.video.stages.flow import run_flow
 from pipelines.video.stages.ingest import external_inputs, run_ingest
+from pipelines.video.stages.pretrain import run_pretrain
 from pipelines.video.stages.train import run_train
 
 _TRAIN_KEYS = ("clip", "decode", "model", "train", "evaluate")
@@ -20,7 +21,12 @@ PIPELINE = Pipeline(
               description="dataset layout -> clip index (+ rejects); renders synthetic sources"),
         Stage("flow", run_flow, inputs=("ingest",), config_keys=("flow", "decode"),
               description="optical flow, clipped and quantised to uint8, cached per clip"),
-        Stage("train", run_train, inputs=("ingest", "flow"), config_keys=_TRAIN_KEYS + ("flow",), kind="driver",
+        Stage("pretrain", run_pretrain, inputs=("ingest", "flow"),
+              config_keys=_TRAIN_KEYS + ("flow", "motionnet", "transfer"), kind="driver",
+              description="hidden_two_stream: MotionNet-only unsupervised pre-training; t3d: 2D->3D "
+                          "supervision transfer; nothing for other models"),
+        Stage("train", run_train, inputs=("ingest", "flow", "pretrain"), config_keys=_TRAIN_KEYS + ("flow",),
+              kind="driver",
               description="Ray Train TorchTrainer, checkpoint every epoch, resume"),
         Stage("evaluate", run_evaluate, inputs=("ingest", "flow", "train"), config_keys=_TRAIN_KEYS + ("flow",),
               description="top-1/top-5, multi-view, confusion matrix, report.md"),

@@ -23,7 +23,7 @@ def test_tiny_video_pipeline_runs_and_resumes(ray_local, tmp_root):
     cfg = load_config(PIPELINE.config_cls, TINY, ["train.epochs=2"])
     res = run_pipeline(PIPELINE, cfg, str(tmp_root), echo=False)
     assert {n: p.status for n, p in res.plans.items()} == dict.fromkeys(
-        ["ingest", "flow", "train", "evaluate", "embed"], "run")
+        ["ingest", "flow", "pretrain", "train", "evaluate", "embed"], "run")
     ingest = _stage_dir(res, "ingest")
     assert pq.read_table(f"{ingest}/index.parquet").num_rows == 48
     assert pq.read_table(f"{ingest}/rejects.parquet").num_rows == 0

@@ -83,8 +83,10 @@ FLOPs are counted with `torch.utils.flop_counter.FlopCounterMode` on the standar
 them with the GMAC columns. Where the published figure is for another input (pytorchvideo's
 256^2 test crops, torchvision's 16-frame S3D clip) the last-but-one column recomputes our GMACs at
 that input. "reference params" is the count of the
-reference implementation at the same number of classes (exact for torchvision; rounded to 0.01M
-in the pytorchvideo model zoo, hence the tolerance).
+reference implementation at the same number of classes (exact for torchvision and for X3D, whose
+count comes from pytorchvideo's `create_x3d` run here; rounded to 0.01M in the pytorchvideo model
+zoo for SlowFast and i3d_r50, hence the tolerance — their counts equal pytorchvideo's built models
+exactly too, see "Weights from files").
 
 """
 
@@ -108,8 +110,92 @@ Notes
 * two-stream / TSN / hidden two-stream use the shared 2D trunks of `backbones2d.py` (ResNet-18 for
   two-stream, Inception-v1-BN for TSN where the paper used BN-Inception), so their parameter
   counts are ours, not the papers' (CNN-M-2048 / BN-Inception); no reference count is claimed.
-* T3D follows DenseNet-121 with 3D kernels and Temporal Transition Layers (1x1x1, 3x3x3, 6x3x3);
-  the paper gives no exact layer table for the TTL widths, so no reference count is claimed.
+* T3D follows the authors' `models/T3D.py` (MohsenFayyaz89/T3D): DenseNet-121 with 3D kernels, a
+  3x7x7 stem with stride 2 in time and space and a 3x3x3 max-pool, and after each dense block but
+  the last a TTL — three BN-ReLU-conv branches of temporal depth 1 (1x1x1), 3 (3x3x3) and 4
+  (4x3x3), 128 channels each — followed by a transition (BN-ReLU-1x1x1 conv 384 -> 384, 2x2x2
+  average pool). Deviations: that file does not run as published (its `_TTL` calls
+  `super(_Transition, ...)`, builds its branches from `add_module` return values, and its TTL
+  convolutions have no padding, so the branches could not be concatenated); here every branch
+  gets 'same' padding (depth 4: one frame before, two after). An earlier version of this zoo
+  used depths 1/3/6 (read off the paper's figure), a 1x7x7-strided stem and compression-0.5 TTL
+  widths; `ttl_depths` / `ttl_width` still select other layouts. No reference count is claimed.
+
+## Weights from files
+
+`build(name, num_classes, weights=PATH)` (pipeline: `model.weights`) starts a model from a local
+state dict; nothing is downloaded. `components/video/models/weights.py` reads `.pt/.pth/.pyth`
+files (`{"model_state": ...}` / `{"state_dict": ...}` wrappers and a `module.` prefix are
+unwrapped), recognises the naming and converts it:
+
+| naming | models | notes |
+|---|---|---|
+| ours = torchvision video | r3d_18, mc3_18, r2plus1d_18, s3d (and any zoo model's own checkpoint) | identical names |
+| pytorchvideo | x3d_xs/s/m/l, slowfast_r50_4x16/8x8, i3d_r50 | key rules written from pytorchvideo's `create_x3d` / `create_slowfast` / `create_resnet` code |
+| torchvision GoogLeNet | googlenet_bn; i3d (inflated: each 2D kernel repeated over time / kt); TSN / two-stream `inception` trunks | `aux1`/`aux2` dropped, `fc` -> 1x1 conv |
+| torchvision ResNet-18/34 (2D) | TSN / two-stream / hidden two-stream `resnet18`/`resnet34` trunks | kernels get a time axis of 1 |
+
+The load is strict: a missing, unexpected or mis-shaped tensor is an error naming the file and
+the keys. Only the final classifier may differ in its class count (Kinetics-400 weights for a
+101-class task); it then keeps its fresh initialisation and the built model's `weights_report.reinitialised`
+lists it. 2D checkpoints initialise every 2D trunk of the two-stream family; a trunk on stacked
+flow or RGB differences gets TSN's cross-modality initialisation (RGB filters averaged over the
+channels, copied to each input channel); classifiers stay fresh.
+
+Checked against the libraries themselves (side environment: torchvision 0.28.0's model code and
+pytorchvideo at commit f3142bb, run on this CPU torch; randomly initialised models with random BN
+statistics, eval mode): pytorchvideo `create_x3d` (XS, and L at 64^2) -> x3d_xs / x3d_l, hub
+`slowfast_r50` -> slowfast_r50_8x8, `create_slowfast` 4x16 -> slowfast_r50_4x16 and hub `i3d_r50`
+-> i3d_r50 all load with every tensor used and give the same logits (max abs difference 9e-8
+for X3D, 1.4e-4 / 3e-4 on logits of magnitude ~300-500 for SlowFast and i3d_r50, i.e. ~1e-6
+relative). torchvision `googlenet` -> googlenet_bn and `resnet18` -> the frame-wise ResNet give
+the same logits (`tests/video/test_torchvision_equiv.py`, which skips where torchvision is not
+installed). In the project venv, `tests/video/test_weights.py` loads random tensors in the exact
+key/shape layouts dumped from those reference models (`tests/video/data/reference_layouts.json.gz`).
+To match pytorchvideo exactly, X3D's first-stage strided shortcut is a convolution without batch
+norm (as in `create_x3d`), which moved its count from 3,794,322 to pytorchvideo's 3,794,274, and
+googlenet_bn / i3d use torchvision GoogLeNet's unpadded ceil-mode max-pools (the windows of the
+I3D release's TF 'SAME' pooling on even sizes; s3d keeps torchvision S3D's padded pools).
+
+## Two-stream fusion
+
+* Late fusion (`two_stream`, hidden two-stream with `fusion="late"`) averages the two streams'
+  **softmax scores** (weights `late_weights`, default 1:1; TSN used 1:1.5). `forward` returns the
+  log of that average, so the evaluation's softmax gives the fused score exactly and the training
+  loss is the negative log-likelihood of the fused prediction (the papers train the streams
+  separately; here they are trained jointly through the fused score).
+* `two_stream_conv`: Feichtenhofer et al. 2016's 2D conv fusion (stack the last maps, 1x1 conv).
+* `two_stream_conv3d`: their "3D conv + 3D pooling" fusion: both streams on T steps (rgb
+  (B, 3, T, H, W), flow (B, 2, T*L, H, W) = T stacks of L fields), maps stacked over time, 3x3x3
+  conv 2C -> C, 3x3x3 max-pool of stride 2, average, classifier. Differences: ResNet trunks (not
+  VGG), no separate temporal tower beside the fused one, no fc6/fc7 after the pooling.
+
+## MotionNet losses (hidden two-stream)
+
+`unsupervised_flow_losses` follows the authors' `multiframe_MotionNet/train.prototxt`
+(bryanyzhu/Hidden-Two-Stream) at each of MotionNet's four scales: photometric generalised
+Charbonnier ((beta x)^2 + eps^2)^alpha with alpha 0.4, beta 255, eps 1e-3 on frame t minus the
+warped frame t+1, masked by a 10% border band; SSIM over Gaussian-weighted 8x8 windows at stride 8
+(c1 1e-4, c2 1e-3), loss = sum of (1 - SSIM); smoothness Charbonnier (alpha 0.3) of the forward
+differences of u and v, border-masked. Per-scale weights follow the reference's rule by
+resolution r (its scales are 1/32 .. 1/2, ours 1/8 .. 1): smoothness beta 20 r, SSIM weight
+0.005 / r in pre-training and 0.0005 / r end to end (its end-to-end prototxt divides them by 10).
+Deviations: no LRN normalisation of the images before the photometric terms (the reference
+applies one); a masked Charbonnier is averaged over the valid pixels (the reference divides by
+batch x the mask's element count over all channels). The `pretrain` stage trains MotionNet alone
+on these losses (`motionnet.epochs`, default 2) before the train stage's end-to-end training.
+Results of hidden two-stream in README predate these losses and were not re-run.
+
+## T3D supervision transfer
+
+`components/video/models/transfer.py` and the `pretrain` stage (`transfer.epochs`,
+`transfer.teacher`, `transfer.teacher_weights`): a frozen 2D teacher (from a 2D checkpoint file)
+embeds a frame, T3D embeds a clip, a classifier (fc 512 -> 128 -> 1 on the concatenation) answers
+whether the frame comes from the clip. Positives: the clip's own middle frame; negatives: the
+middle frame of another video of the batch. Only T3D and the classifier learn (binary
+cross-entropy); the train stage then fine-tunes T3D on the labels (its classifier starts fresh).
+The paper's teacher is an ImageNet DenseNet-121; here any 2D trunk of the zoo (ResNet-18/34,
+Inception-v1-BN) from a local file — without such a file the transfer cannot run (config error).
 """
 
 

@@ -46,7 +46,7 @@ from torch import nn
 
 from components.errors import InputError
 
-__all__ = ["LoadReport", "read_state_dict", "detect_naming", "load_weights", "googlenet_from_torchvision",
+__all__ = ["LoadReport", "read_state_dict", "detect_naming", "load_weights", "load_trunk", "googlenet_from_torchvision",
            "resnet2d_from_torchvision", "from_pytorchvideo"]
 
 _SHOW = 8   # keys listed per category in an error message
@@ -282,6 +282,14 @@ def _load_trunk(trunk: nn.Module, sd2d: dict, naming: str, where: str, param: st
         sd = _cross_modality(sd, first, target[first].shape[1])
     report = _check_and_load(net, sd, where, naming, param)
     return report.loaded
+
+
+def load_trunk(trunk: nn.Module, weights, *, param: str = "weights") -> int:
+    """Initialise one 2D trunk of :func:`backbones2d.backbone2d` from a 2D checkpoint (path or
+    dict; torchvision ResNet / GoogLeNet naming or ours); returns the number of tensors loaded."""
+    where = os.fspath(weights) if isinstance(weights, (str, os.PathLike)) else "<state dict>"
+    sd = read_state_dict(weights, param=param)
+    return _load_trunk(trunk, sd, detect_naming(sd), where, param)
 
 
 def load_weights(model: nn.Module, weights, *, param: str = "weights") -> LoadReport:

@@ -15,6 +15,7 @@ from pipelines.core.hints import config_hints
 from pipelines.core.train import Session, fit, final_state, unwrap
 from pipelines.video.stages.common import (build_model, flow_files, load_index, make_dataset, monitor_split,
                                           split_rows)
+from pipelines.video.stages.pretrain import load_pretrained, pretrained_init
 
 
 def train_worker(config: dict) -> None:
@@ -31,6 +32,8 @@ def train_worker(config: dict) -> None:
     val_ds = make_dataset(cfg, split_rows(index, monitor), train=False, flows=flows) if monitor else None
     loader = s.loader(train_ds, cfg.train.batch_size, num_workers=cfg.train.loader_workers)
     model = build_model(cfg, len(classes), weights=cfg.model.weights)
+    if config.get("init"):           # the pretrain stage's MotionNet / 2D->3D transfer weights
+        load_pretrained(model, config["init"]["kind"], config["init"]["path"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     steps = cfg.train.epochs * len(loader.batch_sampler)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.train.lr, total_steps=max(steps, 1),
@@ -70,8 +73,11 @@ def run_train(ctx) -> None:
     n_params = sum(p.numel() for p in model.parameters())
     ctx.log("training %s (%.2fM params) on %d clips, %d classes", cfg.model.name, n_params / 1e6,
             int((index["split"] == "train").sum()), len(classes))
+    init = pretrained_init(ctx)
+    if init:
+        ctx.log("starting from the pretrain stage (%s): %s", init["kind"], init["path"])
     loop_config = {"cfg": cfg.model_dump(mode="json"), "index": index.to_dict("list"),
-                   "classes": classes, "flow_files": flows}
+                   "classes": classes, "flow_files": flows, "init": init}
     result = fit(ctx, train_worker, loop_config, cfg.train.trainer, name=cfg.model.name)
     state = final_state(result)
     if state is None:
