@@ -205,11 +205,14 @@ def _node_id() -> str:
     return "local"
 
 
-def _run_shard(fn: Callable, sctx: ShardContext, shared: Any, num_cpus: float) -> dict:
-    """Body of one shard task: run ``fn``, return the shard record (small; no data)."""
+def _run_shard(fn: Callable, sctx: ShardContext, shared: Any, num_cpus: float | None) -> dict:
+    """Body of one shard task: run ``fn``, return the shard record (small; no data).
+    ``num_cpus``: the task's CPUs, also its torch threads (None: in-process, left alone)."""
     os.environ.setdefault("DGLBACKEND", "pytorch")
-    threads = max(1, int(num_cpus))
-    if "torch" in sys.modules:   # a reused worker: set torch's pool to this shard's CPUs
+    threads = max(1, int(num_cpus or 1))
+    if num_cpus is None:
+        pass
+    elif "torch" in sys.modules:   # a reused worker: set torch's pool to this shard's CPUs
         sys.modules["torch"].set_num_threads(threads)
     else:                        # read when the shard function imports torch
         os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -319,7 +322,7 @@ def _run_inline(fn, sctx_of, n: int, shared, cfg: FanoutConfig, name: str) -> li
     for i in range(n):
         for attempt in range(1, cfg.max_retries + 2):
             try:
-                rec = _run_shard(fn, sctx_of(i), shared, cfg.num_cpus)
+                rec = _run_shard(fn, sctx_of(i), shared, None)
                 break
             except Exception as e:  # noqa: BLE001
                 if not _retryable(e) or attempt > cfg.max_retries:
@@ -364,7 +367,7 @@ def _run_ray(fn, sctx_of, n: int, shared, cfg: FanoutConfig, name: str) -> list[
     if cfg.placement == "spread":
         opts["scheduling_strategy"] = "SPREAD"
     slots = _node_slots(cfg) if cfg.placement == "nodes" else []
-    task = ray.remote(_run_shard).options(**opts)
+    base = ray.remote(_run_shard)
     shared_ref = ray.put(shared)
     limit = cfg.max_in_flight or n
     pending = list(range(n))
@@ -374,14 +377,13 @@ def _run_ray(fn, sctx_of, n: int, shared, cfg: FanoutConfig, name: str) -> list[
 
     def submit(i: int) -> None:
         attempts[i] += 1
-        t = task
+        o = dict(opts)
         if slots:   # retries go to the next node in turn
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             node = slots[(i + attempts[i] - 1) % len(slots)]
-            t = task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
-                node, soft=True, _spill_on_unavailable=True))
-        running[t.remote(fn, sctx_of(i), shared_ref, cfg.num_cpus)] = i
+            o["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True, _spill_on_unavailable=True)
+        running[base.options(**o).remote(fn, sctx_of(i), shared_ref, cfg.num_cpus)] = i
 
     try:
         while pending or running:

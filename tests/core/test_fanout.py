@@ -147,3 +147,34 @@ def test_shards_write_into_an_s3_root(ray_local, s3_root):
     assert not [k for k in keys if TMP_MARK in k], keys           # staging prefix gone
     assert sum("/draws/part-" in k for k in keys) == 6 and any(k.endswith(MANIFEST) for k in keys)
     assert art.manifest["fanout"]["draw"]["num_shards"] == 6
+
+
+def test_node_slots_interleave_nodes_by_capacity(monkeypatch):
+    import ray
+
+    from pipelines.core import fanout
+
+    nodes = [{"NodeID": "b", "Alive": True, "Resources": {"CPU": 1.0}},
+             {"NodeID": "a", "Alive": True, "Resources": {"CPU": 2.0}},
+             {"NodeID": "c", "Alive": False, "Resources": {"CPU": 8.0}},
+             {"NodeID": "d", "Alive": True, "Resources": {"CPU": 4.0, "GPU": 1.0}}]
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    assert fanout._node_slots(FanoutConfig()) == ["a", "b", "d", "a", "d", "d", "d"]
+    assert fanout._node_slots(FanoutConfig(num_cpus=2)) == ["a", "d", "d"]
+    assert fanout._node_slots(FanoutConfig(num_gpus=1)) == []       # one node has a GPU: Ray decides
+    monkeypatch.setattr(ray, "nodes", lambda: nodes[:1])
+    assert fanout._node_slots(FanoutConfig()) == []
+
+
+def test_node_placement_path_runs(ray_local, tmp_path, monkeypatch):
+    """The node-affinity submission (used with >= 2 nodes) on the one embedded node."""
+    import ray
+
+    from pipelines.core import fanout
+
+    me = ray.get_runtime_context().get_node_id()
+    monkeypatch.setattr(fanout, "_node_slots", lambda cfg: [me, me])
+    pipe = Pipeline(name="fan", config_cls=ToyFan,
+                    stages=[Stage("draw", run_draw, config_keys=("draw",), kind="driver")])
+    res = run_pipeline(pipe, ToyFan(), str(tmp_path / "art"), echo=False)
+    assert res.artifact("draw").manifest["fanout"]["draw"]["nodes"] == [me]
