@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from components.video.models.motionnet import (PAPER_LOSS, border_mask, charbonnier, flow_deltas, ssim_loss,
@@ -102,3 +103,24 @@ def test_true_flow_beats_zero_flow_on_every_term():
     good = unsupervised_flow_losses(frames, [true])
     bad = unsupervised_flow_losses(frames, [torch.zeros_like(true)])
     assert good["photometric"] < 0.2 * bad["photometric"] and good["ssim"] < 0.2 * bad["ssim"]
+
+
+@pytest.mark.slow
+def test_motionnet_learns_a_shift_from_the_losses_alone():
+    """MotionNet-only pre-training on its unsupervised losses recovers a 1 px motion (no flow labels)."""
+    from components.video.models.motionnet import MotionNet
+
+    torch.manual_seed(0)
+    img = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 28, 28), 3, 1)          # smooth texture
+    frames = torch.stack([img[..., 1:25, 1:25], img[..., 1:25, 0:24]], 2)         # content moves 1 px right
+    net = MotionNet(2, 8)
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3)
+    for _ in range(30):
+        loss = sum(unsupervised_flow_losses(frames, net(frames)).values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        flow = net(frames)[-1][:, :, 0, 6:-6, 6:-6]
+    # warping frame t+1 at p + flow(p) gives frame t: the content moved right, so u ~ +1, v ~ 0
+    assert abs(float(flow[:, 0].mean()) - 1.0) < 0.25 and abs(float(flow[:, 1].mean())) < 0.25
