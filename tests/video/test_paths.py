@@ -36,11 +36,11 @@ def two_copies(motion_root, tmp_path_factory):
     return out
 
 
-def _datasets(idx, train=True):
+def _datasets(idx, train=True, views=(2, 3)):
     plans = plan_inputs({"rgb": models.spec("r3d_18").inputs["rgb"]}, frames=4)
     rows = idx[idx["split"] == ("train" if train else "val")]
     return ClipDataset(rows, plans, train=train, stride=2, size=16, resize=20, seed=3, scale=(16, 24),
-                       temporal_views=1 if train else 2, spatial_views=1 if train else 3)
+                       temporal_views=1 if train else views[0], spatial_views=1 if train else views[1])
 
 
 def test_index_and_split_do_not_depend_on_the_directory(two_copies):
@@ -81,8 +81,8 @@ def test_training_and_metrics_do_not_depend_on_the_directory(two_copies):
     outs = []
     for idx in two_copies:
         torch.manual_seed(0)
-        ds, ev = _datasets(idx), _datasets(idx, train=False)
-        model = models.build("r3d_18", 4, width=8)
+        ds, ev = _datasets(idx), _datasets(idx, train=False, views=(1, 1))
+        model = models.build("r3d_18", 4, width=4)
         opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
         losses = []
         for epoch in range(1):
