@@ -62,7 +62,7 @@ def normalization_for(model_name: str, family: str) -> str:
 def short_side_size(height: int, width: int, short: int) -> tuple[int, int]:
     """``(h, w)`` with ``min(h, w) == short`` and the aspect ratio of ``height x width`` kept."""
     if height <= 0 or width <= 0:
-        raise ConfigError(f"frame size must be positive, got {height}x{width}")
+        raise ConfigError(f"height and width must be > 0, got {height}x{width}")
     if short <= 0:
         raise ConfigError(f"short must be > 0, got {short}")
     if height <= width:
@@ -88,7 +88,7 @@ def random_crop_box(height: int, width: int, size: int, rng: np.random.Generator
         s = int(rng.integers(lo, hi + 1))
         side = min(short, max(1, int(round(size * short / s))))
     if side > short:
-        raise ConfigError(f"crop size {size} is larger than the frame {height}x{width}")
+        raise ConfigError(f"size {size} is larger than the frame {height}x{width}")
     y = int(rng.integers(0, height - side + 1))
     x = int(rng.integers(0, width - side + 1))
     return y, x, side
