@@ -119,7 +119,8 @@ Notes
   convolutions have no padding, so the branches could not be concatenated); here every branch
   gets 'same' padding (depth 4: one frame before, two after). An earlier version of this zoo
   used depths 1/3/6 (read off the paper's figure), a 1x7x7-strided stem and compression-0.5 TTL
-  widths; `ttl_depths` / `ttl_width` still select other layouts. No reference count is claimed.
+  widths; `ttl_depths` / `ttl_width` select other depths and branch widths. No reference count
+  is claimed.
 
 ## Weights from files
 
