@@ -41,7 +41,8 @@ def test_pretrain_stage_feeds_the_train_stage(ray_local, tmp_root, tmp_path):
     stats, d = _stats(res, "pretrain")
     assert stats["kind"] == "motionnet" and stats["epochs"] == 2
     hist = pq.read_table(f"{d}/history.parquet").to_pandas()
-    assert hist["loss"].notna().all() and hist["loss"].iloc[-1] < hist["loss"].iloc[0]
+    assert hist["loss"].notna().all() and (hist["loss"] > 0).all()   # 6 steps: no claim it drops here
+    # (that MotionNet learns from these losses alone: test_motionnet.py::test_motionnet_learns_a_shift...)
     init = torch.load(f"{d}/init.pt", weights_only=True)
     assert all(k.startswith(("enc", "up", "flow")) for k in init)          # MotionNet's own state dict
     assert res.plans["train"].status == "run"
