@@ -155,6 +155,50 @@ def video_sets(clips: int) -> list[str]:
             "decode.resize=36", "flow.method=dis"]
 
 
+KCORE_CHILD = r"""
+import os, resource, sys, time
+sys.path.insert(0, {root!r})
+import numpy as np, pyarrow as pa, pyarrow.parquet as pq
+from components.data.ingest import index_ids
+from components.graph.kcore import kcore_by_domain
+path, k = {path!r}, {k}
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+base = rss()
+t0 = time.process_time()
+table = pq.read_table(path)                                   # what run_kcore does, without Ray
+mask, _ = kcore_by_domain(table.column("domain").to_numpy(zero_copy_only=False), table.column("uid").to_numpy(),
+                          table.column("iid").to_numpy(), {{"source": (k, k), "target": (k, k)}})
+inter, users, items = index_ids(table.filter(pa.array(mask)))
+pq.write_table(inter, path + ".out")
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(table.num_rows, inter.num_rows, base, peak, time.process_time() - t0)
+"""
+
+
+def kcore_memory(rows: int, k: int = 5) -> dict:
+    """The k-core stage body (read, k-core per domain, filter, re-index, write) in a fresh
+    process on ``rows`` synthetic interactions: peak RSS above the process after its imports."""
+    from components.data.ingest import index_ids
+    from components.data.synthetic import generate
+    import pyarrow.parquet as pq
+
+    d = tempfile.mkdtemp(prefix="recgen-kcore-mem-")
+    try:
+        path = os.path.join(d, "interactions.parquet")
+        inter, _u, _i = index_ids(generate(rows, n_users=max(rows // 12, 100), n_items_source=max(rows // 360, 50),
+                                           n_items_target=max(rows // 720, 50), seed=0))
+        pq.write_table(inter, path)
+        del inter
+        out = subprocess.run([sys.executable, "-c", KCORE_CHILD.format(root=str(ROOT), path=path, k=k)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        n_in, n_out, base, peak, cpu = int(out[0]), int(out[1]), int(out[2]), int(out[3]), float(out[4])
+        return {"rows": n_in, "kept": n_out, "base": base, "peak": peak, "cpu_s": cpu,
+                "rows_per_gib": n_in / max(peak - base, 1) * GiB}
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--interactions", type=int, default=200_000, help="synthetic pcrec rows (issue: 20M)")
@@ -163,7 +207,21 @@ def main() -> int:
     ap.add_argument("--skip-pcrec", action="store_true")
     ap.add_argument("--skip-video", action="store_true")
     ap.add_argument("--keep", default=None, help="artifact root to keep (default: a temp dir, removed)")
+    ap.add_argument("--kcore-rows", type=int, nargs="*", default=[1_000_000, 4_000_000],
+                    help="sizes of the k-core memory measurement (no Ray); none: skip it")
+    ap.add_argument("--kcore-only", action="store_true", help="only the k-core memory measurement")
     a = ap.parse_args()
+    if a.kcore_rows:
+        print("## k-core stage body in one process (memory bound): peak RSS above the imports\n")
+        print("| input rows | kept | peak RSS - base (MiB) | rows per GiB | CPU s |")
+        print("|---|---|---|---|---|")
+        for n in a.kcore_rows:
+            r = kcore_memory(n)
+            print(f"| {r['rows']:,} | {r['kept']:,} | {(r['peak'] - r['base']) / 2**20:.0f} | "
+                  f"{r['rows_per_gib']:,.0f} | {r['cpu_s']:.1f} |", flush=True)
+        print()
+    if a.kcore_only:
+        return 0
     root = Path(a.keep or tempfile.mkdtemp(prefix="recgen-bench-scale-"))
     jobs = []
     if not a.skip_pcrec:

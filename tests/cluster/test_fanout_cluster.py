@@ -3,7 +3,8 @@
 ``recgen run --address <head>`` runs the video pipeline's ``flow`` and the pcrec pipeline's
 ``sample``; their shards must have run on both nodes (the node ids in the manifest's
 ``fanout`` record are the cluster's two node ids), and the outputs must equal those of a run on
-one node (an embedded Ray) bit for bit: the same tables, the same flow files.
+one node (a head-only `ray start` cluster with the same 2 CPUs as the 2-node head) bit for bit:
+the same tables, the same flow files.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cluster.local_cluster import LoopbackCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -40,6 +43,16 @@ def manifest(root: Path, pipeline: str, stage: str) -> tuple[Path, dict]:
     return m.parent, json.loads(m.read_text())
 
 
+@pytest.fixture(scope="module")
+def one_node():
+    c = LoopbackCluster(head_cpus=2, worker_cpus=0)
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
 def cluster_node_ids(cluster) -> set[str]:
     code = ("import json, ray; from pipelines.core.ray_env import init_ray; "
             f"init_ray(address='{cluster.gcs_address}'); "
@@ -51,12 +64,11 @@ def cluster_node_ids(cluster) -> set[str]:
 
 
 @pytest.mark.parametrize("pipeline", ["video", "pcrec"])
-def test_fanout_runs_on_both_nodes_and_equals_a_one_node_run(cluster, tmp_path, pipeline):
+def test_fanout_runs_on_both_nodes_and_equals_a_one_node_run(cluster, one_node, tmp_path, pipeline):
     _config, _until, stage, _sets = CASES[pipeline]
     on_cluster = recgen(cluster.env, pipeline, tmp_path / "two", cluster.gcs_address)
     assert on_cluster.returncode == 0, on_cluster.stdout[-3000:] + on_cluster.stderr[-3000:]
-    one_node_env = {k: v for k, v in cluster.env.items() if k != "RAY_ADDRESS"}
-    single = recgen(one_node_env, pipeline, tmp_path / "one", None)   # an embedded Ray: one node
+    single = recgen(one_node.env, pipeline, tmp_path / "one", one_node.gcs_address)
     assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
 
     d2, m2 = manifest(tmp_path / "two", pipeline, stage)
@@ -67,7 +79,7 @@ def test_fanout_runs_on_both_nodes_and_equals_a_one_node_run(cluster, tmp_path, 
     assert len(nodes) == 2
     assert set(fan2["nodes"]) == nodes, (fan2["nodes"], nodes)           # shards on both nodes
     assert {s["node_id"] for s in fan2["shards"]} == nodes
-    assert len(fan1["nodes"]) == 1 and not set(fan1["nodes"]) & nodes    # the embedded Ray's node
+    assert fan1["nodes"] == sorted(cluster_node_ids(one_node))          # the one node
 
     assert m1["fingerprint"] == m2["fingerprint"]
     assert m1["tables"].keys() == m2["tables"].keys()
