@@ -103,7 +103,7 @@ def train_loop(config: dict) -> None:
                "pairs": pairs * s.world, "steps": len(losses), "seconds": secs,
                "pairs_per_s": pairs * s.world / max(secs, 1e-9),
                "steps_per_s": len(losses) / max(secs, 1e-9), "workers": s.world,
-               "grad_norm": float(np.mean(norms)) if norms else float("nan"), "lr_end": lrs[-1] if lrs else cfg.lr}
+               "grad_norm": float(np.mean(norms)) if norms else float("nan"), "lr_end": float(lrs[-1]) if lrs else float(cfg.lr)}
         curve.append({**row, "step_loss": [s.all_mean(v) for v in losses] if s.world > 1 else losses})
         s.report(row, s.state(epoch, curve, moco=model, opt=opt),
                  progress=f"MoCo epoch {epoch + 1}/{cfg.epochs}: InfoNCE {row['loss']:.3f} "
@@ -137,7 +137,7 @@ def lr_factor(step: int, total: int, warmup_fraction: float, schedule: str) -> f
         return (step + 1) / warm
     if schedule == "constant":
         return 1.0
-    return 0.5 * (1.0 + np.cos(np.pi * min(1.0, (step - warm) / max(1, total - warm))))
+    return float(0.5 * (1.0 + np.cos(np.pi * min(1.0, (step - warm) / max(1, total - warm)))))
 
 
 def plateau_stats(loss: np.ndarray) -> tuple[float, float, float]:
