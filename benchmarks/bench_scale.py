@@ -61,13 +61,13 @@ class PeakRSS(threading.Thread):
         super().__init__(daemon=True)
         self.roots, self.every_s = list(roots), every_s
         self.peak: dict[int, tuple[int, str]] = {}
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def add_root(self, pid: int) -> None:
         self.roots.append(pid)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             procs = []
             for r in list(self.roots):
                 try:
@@ -82,10 +82,10 @@ class PeakRSS(threading.Thread):
                         self.peak[p.pid] = (rss, title(p))
                 except psutil.Error:
                     continue
-            self._stop.wait(self.every_s)
+            self._halt.wait(self.every_s)
 
     def stop(self) -> dict[int, tuple[int, str]]:
-        self._stop.set()
+        self._halt.set()
         self.join()
         return self.peak
 
