@@ -137,11 +137,15 @@ def pretrain_section(art, infonce: pd.DataFrame | None) -> list[str]:
         unit = "steps" if "step" in infonce.columns else "reports"
         line = (f"InfoNCE (mean of the first / last 10% of {len(loss)} {unit}): {first:.3f} -> {last:.3f}")
         if K:
+            gap = np.log(K + 1) - last
             line += (f"; a random encoder scores about ln(K+1) = {np.log(K + 1):.3f} (K = {K} queued "
-                     "negatives), so the end value is " f"{np.log(K + 1) - last:.2f} nats below chance")
+                     f"negatives), so the end value is {abs(gap):.2f} nats {'below' if gap >= 0 else 'ABOVE'} "
+                     "chance")
         drop = (prev - last) / max(abs(prev), 1e-12)
-        line += (f". Over the last 10% of {unit} the loss moved {100 * drop:+.1f}% against the 10% before "
-                 f"({'plateau' if abs(drop) < 0.02 else 'NOT a plateau: more steps could still help'}).")
+        verdict = ("plateau" if abs(drop) < 0.02 else "NOT a plateau: still falling, more steps could help"
+                   if drop > 0 else "NOT a plateau: the loss is rising at the end")
+        line += (f". Over the last 10% of {unit} the loss changed by {-100 * drop:+.1f}% against the 10% "
+                 f"before ({verdict}).")
         md += [line + "\n"]
     if "diagnostics" in getattr(art, "tables", []):
         d = art.df("diagnostics")
