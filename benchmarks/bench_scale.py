@@ -244,7 +244,8 @@ def main() -> int:
                         mon.start()
                         t0 = time.time()
                         rec = recgen(c, mon, pipeline, root, sets, setup_until)
-                        setup_peaks[pipeline] = (roles(mon.stop()), rec, time.time() - t0)
+                        kc = manifest(rec, "kcore")["stats"] if pipeline == "pcrec" else {}
+                        setup_peaks[pipeline] = (roles(mon.stop()), kc, time.time() - t0)
                         print(f"[{name}] {pipeline} setup (..{setup_until}) done in {time.time() - t0:.0f}s",
                               flush=True)
                     mon = PeakRSS([p.pid for p in c.procs])
@@ -315,9 +316,8 @@ def report(a, jobs, topologies, results, setup_peaks) -> None:
             print(f"| {r} | " + " | ".join(cells) + " |")
         print()
     if "pcrec" in setup_peaks:
-        peaks, rec, secs = setup_peaks["pcrec"]
-        km = manifest(rec, "kcore")
-        rows_in = int(km["stats"]["rows_in"])
+        peaks, kstats, secs = setup_peaks["pcrec"]
+        rows_in = int(kstats["rows_in"])
         kpeak = peaks.get("ray::pcrec.kcore", (0, 0))[0]
         idle = min((v[0] for k, v in peaks.items() if k == "ray::IDLE"), default=0)
         print(f"k-core (setup run, 1 node): {rows_in} input rows, stage task peak RSS {kpeak / 2**20:.0f} MiB "
