@@ -18,7 +18,7 @@ from pipelines.pcrec.stages.finetune import make_specs, run_finetune, transfer_i
 from pipelines.pcrec.stages.recommend import run_recommend
 from pipelines.pcrec.stages.report import run_report
 from pipelines.pcrec.target_data import load_target
-from rec_world import build_world, commit, make_ctx, rec_config
+from tests.pcrec.rec_world import build_world, commit, make_ctx, rec_config
 
 torch.set_num_threads(1)
 DIM = 8
