@@ -105,12 +105,15 @@ def _nan_embeddings(d: Path) -> dict:
     r = _cli(["run", "pcrec", "--config", PCREC, "--artifacts", str(d / "art"), "--until", "target_embed",
               "--set", "pretrain.trainer.num_workers=0"])
     assert r.returncode == 0, r.stderr[-2000:]
-    f = next((d / "art" / "pcrec" / "target_embed").glob("*/embeddings.parquet"))
-    t = pq.read_table(f)
-    emb = [np.full(len(v), np.nan, np.float32).tolist() for v in t.column("embedding").to_pylist()]
-    pq.write_table(t.set_column(t.schema.get_field_index("embedding"), "embedding",
-                                pa.array(emb, type=t.schema.field("embedding").type)), f)
-    return {"f": str(f)}
+    # the table is written by the fan-out's shards: one Parquet part per shard
+    files = sorted(p for p in (d / "art" / "pcrec" / "target_embed").rglob("*.parquet") if "embeddings" in str(p))
+    assert files, sorted(map(str, (d / "art" / "pcrec" / "target_embed").rglob("*")))
+    for f in files:
+        t = pq.read_table(f)
+        emb = [np.full(len(v), np.nan, np.float32).tolist() for v in t.column("embedding").to_pylist()]
+        pq.write_table(t.set_column(t.schema.get_field_index("embedding"), "embedding",
+                                    pa.array(emb, type=t.schema.field("embedding").type)), f)
+    return {"f": str(files[0])}
 
 
 def _not_a_dir(d: Path) -> dict:
