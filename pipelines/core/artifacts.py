@@ -130,17 +130,7 @@ class Store:
         """Write a JSON file so that readers see the old version or the new one, never a part:
         a temp file + rename locally; one PUT on object stores (atomic there, while a "move"
         is a copy + delete)."""
-        data = json.dumps(obj, indent=2, sort_keys=False, default=str).encode()
-        if not self.local:
-            with self.fs.open_output_stream(path) as f:
-                f.write(data)
-            return
-        parent = path.rsplit("/", 1)[0]
-        self.fs.create_dir(parent, recursive=True)
-        tmp = f"{path}{TMP_MARK}{uuid.uuid4().hex}"
-        with self.fs.open_output_stream(tmp) as f:
-            f.write(data)
-        self.fs.move(tmp, path)
+        self.write_bytes_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str).encode())
 
     def write_bytes_atomic(self, path: str, data: bytes) -> None:
         """Write a file so that it exists whole or not at all: a temp file + rename locally, a

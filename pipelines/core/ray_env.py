@@ -60,6 +60,18 @@ def is_loopback(address: str | None) -> bool:
     return host.startswith(("127.", "localhost", "[::1]", "::1"))
 
 
+def _resolved(address: str) -> str:
+    """``auto`` as the GCS address of the cluster running on this machine (Ray's own lookup), so
+    that a driver joining a loopback cluster through ``--address auto`` binds 127.0.0.1 too."""
+    if address != "auto":
+        return address
+    try:
+        from ray._private.services import canonicalize_bootstrap_address  # no public accessor in Ray 2.60
+        return canonicalize_bootstrap_address(address) or address
+    except Exception:  # noqa: BLE001 - no cluster found: ray.init reports that itself
+        return address
+
+
 def user_home() -> str:
     """The user's real home directory (also when called under Ray's private HOME)."""
     return os.environ.get(USER_HOME_ENV) or os.path.expanduser("~")
@@ -143,7 +155,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
     env_vars = {"DGLBACKEND": "pytorch", "PYTHONUNBUFFERED": "1"}
     if address:
         node_ip = {}
-        if is_loopback(address):   # a loopback cluster: this driver's own worker binds 127.0.0.1 too
+        if is_loopback(_resolved(address)):   # a loopback cluster: this driver's own worker binds 127.0.0.1 too
             _keep_loopback()
             node_ip = {"_node_ip_address": LOOPBACK}
         if os.environ.get(USER_HOME_ENV):  # a job on a node recgen started: workers get the real HOME
