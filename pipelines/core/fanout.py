@@ -407,6 +407,10 @@ def _run_ray(fn, sctx_of, n: int, shared, cfg: FanoutConfig, name: str) -> list[
                 rec["attempts"] = attempts[i]
                 out.append(rec)
     finally:
-        for ref in running:   # a failed fan-out: stop the rest (their staged files are aborted)
+        # A failed fan-out: stop the rest, and wait until they have stopped, so that none of
+        # them writes into the staging folder after the writer's abort has deleted it.
+        for ref in running:
             ray.cancel(ref, force=False)
+        if running:
+            ray.wait(list(running), num_returns=len(running), timeout=60)
     return out
