@@ -2,7 +2,8 @@
 
 Each stage's fingerprint covers its name and version, the package version, the config
 sections it declares, the seed, the fingerprints of its inputs and the bytes of any external
-input files. A stage whose manifest exists under that fingerprint is a cache hit. ``force``
+input files (an external folder: relative path, size and mtime of every file under it, at any
+depth). A stage whose manifest exists under that fingerprint is a cache hit. ``force``
 recomputes the named stages and everything downstream of them. Independent stages run
 concurrently as Ray tasks; ``kind="driver"`` stages run in this process.
 """
@@ -62,14 +63,40 @@ def check_external_inputs(paths) -> None:
                                  f"(relative paths are resolved against the directory recgen runs in)")
 
 
+def _tree_entries(root: str) -> list[tuple]:
+    """Every entry under folder ``root``, recursively, sorted: ``(relative path, size, mtime_ns)``
+    for files and ``(relative path + "/",)`` for folders (an empty class folder counts too).
+    Cheap (metadata only, no content hashing): a file changed, added, removed or renamed at any
+    depth (``video/<class>/<clip>.mp4``) changes the list. Symlinks are followed (their targets'
+    size and mtime); a folder reached twice (a link cycle) is listed once."""
+    out: list[tuple] = []
+    seen: set[tuple[int, int]] = set()
+    for top, dirs, files in os.walk(root, followlinks=True):
+        st = os.stat(top)
+        if (st.st_dev, st.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        rel = os.path.relpath(top, root)
+        base = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        if base:
+            out.append((base,))
+        for f in files:
+            try:
+                fs = os.stat(os.path.join(top, f))
+            except FileNotFoundError:   # a dangling symlink: its name still counts
+                out.append((base + f, -1, -1))
+                continue
+            out.append((base + f, fs.st_size, fs.st_mtime_ns))
+    return sorted(out)
+
+
 def _external_fp(paths) -> dict[str, str]:
     check_external_inputs(paths)
     out = {}
     for p, _key in _named(paths):
         if os.path.isdir(p):
-            entries = sorted((e.name, e.stat().st_size, int(e.stat().st_mtime))
-                             for e in os.scandir(p))
-            out[p] = fingerprint_of(entries)
+            out[p] = fingerprint_of(_tree_entries(p))
             continue
         st = os.stat(p)
         key = (p, st.st_size, st.st_mtime_ns)

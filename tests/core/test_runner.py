@@ -119,6 +119,39 @@ def test_killed_mid_write_leaves_no_manifest_and_is_recomputed(tmp_root, tmp_pat
     assert r.artifact("total").df("total")["sum"].iloc[0] == pytest.approx(90.0)
 
 
+def test_changed_file_deep_in_an_external_folder_is_a_cache_miss(ray_local, tmp_root, tmp_path):
+    """An external input folder (a class-folder dataset: videos/<class>/<clip>.mp4) is
+    fingerprinted at every depth: editing, adding or removing a nested file recomputes the stage;
+    an untouched tree is a cache hit."""
+    from pipelines.core.stage import Pipeline, Stage
+
+    data = tmp_path / "videos"
+    (data / "walk").mkdir(parents=True)
+    (data / "run").mkdir()
+    clip = data / "walk" / "a.mp4"
+    clip.write_bytes(b"frames-v1")
+    (data / "run" / "b.mp4").write_bytes(b"other")
+    pipe = Pipeline(name="toy", config_cls=toy.ToyConfig, stages=[
+        Stage("gen", toy.run_gen, config_keys=("gen",), kind="driver", external_inputs=lambda cfg: [str(data)])])
+    cfg, store = toy.ToyConfig(), Store(str(tmp_root))
+    assert statuses(run_pipeline(pipe, cfg, str(tmp_root), echo=False)) == {"gen": "run"}
+    fp0 = plan(pipe, cfg, store)["gen"]
+    assert fp0.status == "hit"
+
+    st = clip.stat()                     # same size, same top-level listing: only the nested file changed
+    clip.write_bytes(b"frames-v2")
+    os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    changed = plan(pipe, cfg, store)["gen"]
+    assert changed.status == "run" and changed.fingerprint != fp0.fingerprint
+    assert statuses(run_pipeline(pipe, cfg, str(tmp_root), echo=False)) == {"gen": "run"}
+    assert plan(pipe, cfg, store)["gen"].status == "hit"
+
+    (data / "run" / "c.mp4").write_bytes(b"new clip")          # a nested file added ...
+    added = plan(pipe, cfg, store)["gen"].fingerprint
+    (data / "run" / "c.mp4").unlink()                          # ... and removed again
+    assert added != changed.fingerprint and plan(pipe, cfg, store)["gen"].fingerprint == changed.fingerprint
+
+
 def test_unknown_config_key_is_an_error(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("gen:\n  n: 3\n  colour: red\n")
