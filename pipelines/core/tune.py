@@ -280,12 +280,15 @@ class Tunable:
 
     ``diverged(spec, artifact, value)``: the trial failed numerically (never a candidate for
     best); ``reports_diverged(history_df)``: the same, judged from the reports; ``plots(results,
-    spec, out_dir)``: the pipeline's figures (default: the metric against every searched axis).
+    spec, out_dir)``: the pipeline's figures (default: the metric against every searched axis);
+    ``check(spec, cfg)``: raises ConfigError when a trial's validated config cannot report the
+    spec's validation metric (run on every trial before anything runs).
     """
 
     diverged: Callable[["TuneSpec", Any, float], bool] | None = None
     reports_diverged: Callable[[pd.DataFrame], bool] | None = None
     plots: Callable[[pd.DataFrame, "TuneSpec", Path], list[Path]] | None = None
+    check: Callable[["TuneSpec", Any], None] | None = None
 
 
 def tunable(pipeline: str) -> Tunable:
@@ -411,8 +414,11 @@ def run_search(pipeline: str, base_tree: dict, spec: TuneSpec, root: str, *, res
     base_cfg = validate_config(pipe.config_cls, base_tree, "base config")
     base_dump = config_dump(base_cfg)
     trials = expand_trials(spec, base_dump)
+    hooks = tunable(pipeline)
     for t in trials:  # fail fast on a bad combination, before anything runs
-        validate_config(pipe.config_cls, trial_tree(spec, base_tree, t["params"]), f"trial {t['trial']}")
+        trial_cfg = validate_config(pipe.config_cls, trial_tree(spec, base_tree, t["params"]), f"trial {t['trial']}")
+        if hooks.check:
+            hooks.check(spec, trial_cfg)
     store = Store(root)
     if not store.local:
         raise ConfigError("recgen tune needs a local (or shared-filesystem) artifact root for now")
@@ -474,7 +480,6 @@ def run_search(pipeline: str, base_tree: dict, spec: TuneSpec, root: str, *, res
 
     if interrupt.requested():   # Ctrl-C / SIGTERM: no results from a partial search
         raise interrupt.Interrupted(interrupt.requested())
-    hooks = tunable(pipeline)
     results, history = collect(grid, spec, trials, hooks.reports_diverged)
     results.to_parquet(out_dir / "results.parquet")
     history.to_parquet(out_dir / "history.parquet")
