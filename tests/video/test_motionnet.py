@@ -124,3 +124,39 @@ def test_motionnet_learns_a_shift_from_the_losses_alone():
         flow = net(frames)[-1][:, :, 0, 6:-6, 6:-6]
     # warping frame t+1 at p + flow(p) gives frame t: the content moved right, so u ~ +1, v ~ 0
     assert abs(float(flow[:, 0].mean()) - 1.0) < 0.25 and abs(float(flow[:, 1].mean())) < 0.25
+
+
+def test_hidden_two_stream_losses_do_not_swamp_the_cross_entropy_at_init():
+    """At initialisation on a tiny random batch, the weighted MotionNet photometric loss is within
+    0.1x..10x the classification cross-entropy (it was ~500-1100x with the losses on normalised
+    frames at weight 1; docs/video-models.md), and the losses are computed on the [0, 1] frames
+    whatever the input normalisation."""
+    import torch.nn.functional as F
+
+    from components.video import models
+    from components.video.models.twostream import AUX_WEIGHT, END_TO_END_LOSS
+    from components.video.transforms import NORMALIZATIONS
+
+    torch.manual_seed(0)
+    kw = models.spec("hidden_two_stream").tiny_kwargs                    # 3 frames, 32 px
+    x01 = torch.rand(6, 3, kw["frames"], 32, 32)
+    y = torch.randint(0, 12, (6,))
+    for norm in ("imagenet", "inception"):
+        mean, std = (torch.tensor(v).view(1, 3, 1, 1, 1) for v in NORMALIZATIONS[norm])
+        xn = (x01 - mean) / std
+        m = models.build("hidden_two_stream", 12, input_norm=norm, **kw).train()
+        assert m.aux_weight == AUX_WEIGHT and not any(k.startswith("frame_") for k in m.state_dict())
+        torch.testing.assert_close(m.unit_frames(xn), x01, rtol=1e-5, atol=1e-5)
+        torch.manual_seed(1)                                              # same dropout in both passes
+        with torch.no_grad():
+            logits, aux = m.forward_train(xn)
+        ce = float(F.cross_entropy(logits, y))
+        ratio = float(aux["photometric"]) / ce
+        assert 0.1 <= ratio <= 10, (norm, ratio)
+        assert 0.1 <= sum(float(v) for v in aux.values()) / ce <= 10
+        torch.manual_seed(1)
+        with torch.no_grad():
+            by_hand = unsupervised_flow_losses(x01, m.motionnet(xn), **END_TO_END_LOSS)
+        torch.testing.assert_close(aux["photometric"], AUX_WEIGHT * by_hand["photometric"])
+    with pytest.raises(Exception, match="input_norm must be one of"):
+        models.build("hidden_two_stream", 12, input_norm="rgb255", **kw)

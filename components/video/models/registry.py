@@ -13,6 +13,8 @@ Call contract (every model):
 * ``model.features(x)`` -> clip embeddings ``(B, model.feature_dim)`` (what the classifier sees).
 * Models whose ``spec.aux_loss`` is true (hidden two-stream) also offer
   ``model.forward_train(x) -> (logits, {name: scalar loss})``; add the losses to the task loss.
+  Their builders take ``input_norm`` (the clips' :data:`~components.video.transforms.NORMALIZATIONS`
+  key), so losses on the frames see them in [0, 1].
 """
 from __future__ import annotations
 

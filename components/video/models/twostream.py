@@ -30,6 +30,7 @@ from components.video.models.backbones2d import backbone2d
 from components.video.models.layers import ClipClassifier, ClippedMaxPool3d, check_clip, unpack_inputs
 from components.video.models.motionnet import MotionNet, unsupervised_flow_losses
 from components.video.models.registry import InputSpec, ModelSpec, register
+from components.video.transforms import NORMALIZATIONS
 
 
 def middle_frame(x: torch.Tensor) -> torch.Tensor:
@@ -157,20 +158,41 @@ class TwoStream3DFusion(ClipClassifier):
 #: beside the action loss, SSIM weights a tenth of pre-training's (0.016 .. 0.001)
 END_TO_END_LOSS = {"ssim_weight_per_res": 0.0005}
 
+#: default ``aux_weight`` of :class:`HiddenTwoStream`: the MotionNet losses are sums over the
+#: clip's T-1 frame pairs and 4 scales of a Charbonnier in pixel units (beta 255), so at
+#: initialisation they are 60-750x the classification cross-entropy even on [0, 1] frames
+#: (measured on random and smooth shifted clips, T = 3..8, 16-32 px: docs/video-models.md); 0.01
+#: brings the weighted sum to 0.6-7.5x the cross-entropy, so neither term swamps the other.
+#: (The reference trains end to end at weight 1 after MotionNet pre-training, with SGD.)
+AUX_WEIGHT = 0.01
+
 
 class HiddenTwoStream(ClipClassifier):
     """Spatial stream on the middle frame + MotionNet -> temporal stream on the estimated flow.
 
-    Input: an RGB clip (B, 3, T, H, W) (T = L + 1 frames give L flow fields). ``forward_train``
-    returns ``(logits, {"photometric": ..., "smoothness": ..., "ssim": ...})``; add those to the task
-    loss so MotionNet learns flow end to end (``aux_weight`` scales them). Pre-train MotionNet alone
-    first (``motionnet`` stage of the video pipeline), as the paper does.
+    Input: an RGB clip (B, 3, T, H, W) (T = L + 1 frames give L flow fields), normalised with
+    ``input_norm`` (a :data:`~components.video.transforms.NORMALIZATIONS` key; None: frames in
+    [0, 1]). ``forward_train`` returns ``(logits, {"photometric": ..., "smoothness": ...,
+    "ssim": ...})``; add those to the task loss so MotionNet learns flow end to end
+    (``aux_weight`` scales them, default :data:`AUX_WEIGHT`). The losses are computed on the
+    frames mapped back to [0, 1] (:meth:`unit_frames`), the range the reference's photometric
+    beta of 255 assumes. Pre-train MotionNet alone first (``pretrain`` stage of the video
+    pipeline), as the paper does.
     """
 
     def __init__(self, num_classes, frames=11, fusion="late", backbone="resnet18", width=64, motion_width=32,
-                 aux_weight=1.0, dropout=0.5):
+                 aux_weight=AUX_WEIGHT, input_norm="imagenet", dropout=0.5):
         super().__init__()
-        self.frames, self.aux_weight = frames, aux_weight
+        if input_norm is not None and input_norm not in NORMALIZATIONS:
+            raise ConfigError(f"HiddenTwoStream: input_norm must be one of {sorted(NORMALIZATIONS)} or None "
+                              f"(frames in [0, 1]), got {input_norm!r}")
+        if aux_weight < 0:
+            raise ConfigError(f"HiddenTwoStream: aux_weight must be >= 0, got {aux_weight}")
+        self.frames, self.aux_weight, self.input_norm = frames, aux_weight, input_norm
+        mean, std = NORMALIZATIONS[input_norm] if input_norm else ((0.0,) * 3, (1.0,) * 3)
+        # not in the state dict: a property of the input pipeline, not a learned weight
+        self.register_buffer("frame_mean", torch.tensor(mean).view(1, 3, 1, 1, 1), persistent=False)
+        self.register_buffer("frame_std", torch.tensor(std).view(1, 3, 1, 1, 1), persistent=False)
         self.motionnet = MotionNet(frames, motion_width)
         self.streams = StreamFusion(num_classes, 3, 2 * (frames - 1), fusion, backbone, width, dropout)
         self.feature_dim = self.streams.feature_dim
@@ -188,9 +210,14 @@ class HiddenTwoStream(ClipClassifier):
     def forward(self, x):
         return self.streams.classify(self.features(x))
 
+    def unit_frames(self, x):
+        """The input clip mapped back to [0, 1] (undoes ``input_norm``) for the MotionNet losses."""
+        # .to(x): the pretrain stage moves only the MotionNet to the training device
+        return x * self.frame_std.to(x) + self.frame_mean.to(x)
+
     def forward_train(self, x):
         f, flows = self._run(x)
-        aux = unsupervised_flow_losses(x, flows, **END_TO_END_LOSS)
+        aux = unsupervised_flow_losses(self.unit_frames(x), flows, **END_TO_END_LOSS)
         return self.streams.classify(f), {k: self.aux_weight * v for k, v in aux.items()}
 
     def estimate_flow(self, x) -> torch.Tensor:

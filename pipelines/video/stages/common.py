@@ -68,8 +68,14 @@ def make_dataset(cfg, index: pd.DataFrame, *, train: bool, flows: dict[str, str]
 
 
 def build_model(cfg, num_classes: int, weights: str | None = None) -> torch.nn.Module:
-    """``cfg.model`` with ``num_classes`` outputs; ``weights``: a file to start from (train stage)."""
-    return models.build(cfg.model.name, num_classes, weights=weights, **cfg.model.kwargs)
+    """``cfg.model`` with ``num_classes`` outputs; ``weights``: a file to start from (train stage).
+    Models with unsupervised losses on the frames (hidden two-stream) are told the clips'
+    normalisation (``input_norm``, from ``clip.normalize``) unless ``model.kwargs`` sets it."""
+    kwargs = dict(cfg.model.kwargs)
+    spec = models.spec(cfg.model.name)
+    if spec.aux_loss:
+        kwargs.setdefault("input_norm", normalization_of(cfg, spec))
+    return models.build(cfg.model.name, num_classes, weights=weights, **kwargs)
 
 
 def load_trained_model(ctx, num_classes: int) -> torch.nn.Module:

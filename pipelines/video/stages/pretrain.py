@@ -76,7 +76,7 @@ def pretrain_worker(config: dict) -> None:
             x = s.to_device(model_input(batch))
             with s.autocast():
                 if kind == "motionnet":
-                    losses = unsupervised_flow_losses(x, net(x))
+                    losses = unsupervised_flow_losses(model.unit_frames(x), net(x))   # on [0, 1] frames
                     loss = sum(v.float() for v in losses.values())
                     acc = 0.0
                 else:
