@@ -1,4 +1,5 @@
-"""`ray job submit` of a pipeline to a real two-node cluster on 127.0.0.1; stop + resubmit."""
+"""`ray job submit` of a pipeline to a real two-node cluster on 127.0.0.1: stop + resubmit, the
+resubmission running to the end (one test: a separate plain submission ran the same pipeline twice)."""
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ def submit(cluster, root: Path, *extra: str, sid: str | None = None):
     if sid:
         args += ["--submission-id", sid, "--no-wait"]
     return cluster.ray(*args, *extra, "--", "recgen", "run", PIPELINE, "--config", CONFIG,
+                       "--set", "pretrain.trainer.num_workers=1",   # a Ray Train worker on the cluster
                        "--artifacts", str(root), timeout=600)
 
 
@@ -41,23 +43,10 @@ def job_status(cluster, sid: str) -> str:
     return "UNKNOWN: " + text[-500:]
 
 
-def test_submit_runs_the_pipeline_on_the_cluster(cluster, tmp_path):
-    assert cluster.alive_nodes() == 2
-    root = tmp_path / "art"
-    r = submit(cluster, root)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    assert "succeeded" in r.stdout + r.stderr
-    latest = json.loads((root / PIPELINE / "latest.json").read_text())
-    assert latest["status"] == "succeeded"
-    done = manifests(root)
-    assert set(done) == set(latest["stages"])
-    for stage, rec in latest["stages"].items():
-        assert rec["status"] == "run", (stage, rec)
-        assert done[stage] == rec["fingerprint"]
-        assert (Path(rec["dir"]) / "_manifest.json").exists()
-
-
 def test_job_stop_midway_then_resubmit_reuses_finished_stages(cluster, tmp_path):
+    """Submit, stop once the first stage is published, submit the same job again: it runs to
+    the end on the cluster, reusing exactly the stages finished before the stop."""
+    assert cluster.alive_nodes() == 2
     root = tmp_path / "art"
     sid = f"recgen-stop-{int(time.time())}"
     r = submit(cluster, root, sid=sid)
@@ -74,10 +63,16 @@ def test_job_stop_midway_then_resubmit_reuses_finished_stages(cluster, tmp_path)
     before = manifests(root)
     assert not (root / PIPELINE / "latest.json").exists(), "the run must not have finished"
 
-    again = submit(cluster, root)                   # the very same submission
+    again = submit(cluster, root)                   # the very same submission, run to the end
     assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+    assert "succeeded" in again.stdout + again.stderr
     latest = json.loads((root / PIPELINE / "latest.json").read_text())
     assert latest["status"] == "succeeded"
+    done = manifests(root)                          # every stage of the run is published
+    assert set(done) == set(latest["stages"])
+    for stage, rec in latest["stages"].items():
+        assert done[stage] == rec["fingerprint"]
+        assert (Path(rec["dir"]) / "_manifest.json").exists()
     hits = {s for s, rec in latest["stages"].items() if rec["status"] == "hit"}
     assert hits == set(before), (hits, before)      # finished stages reused, nothing else
     assert set(latest["stages"]) - hits, "the stopped stages must have been computed"

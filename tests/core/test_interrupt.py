@@ -65,7 +65,8 @@ def _records(root: Path, pipeline: str = "pcrec") -> list[dict]:
 @pytest.mark.slow
 def test_run_sigterm_in_a_task_stage_and_sigint_in_training_then_resume(tmp_path):
     root = tmp_path / "art"
-    cmd = ["run", "pcrec", "--config", TINY, "--artifacts", str(root), "--num-cpus", "2", "--until", "pretrain"]
+    cmd = ["run", "pcrec", "--config", TINY, "--artifacts", str(root), "--num-cpus", "2", "--until", "pretrain",
+           "--set", "pretrain.trainer.num_workers=1"]   # SIGINT lands in a TorchTrainer
 
     # SIGTERM while a Ray-task stage (ingest) runs
     p = Proc(cmd, REPO)

@@ -5,6 +5,10 @@ with one step more would hang DDP's all-reduce, and these tests would time out),
 model's own methods reachable, finite metrics. Shares being disjoint and covering is checked on
 the sharding function and on BPRRun's own batches; resume with 2 workers on the MoCo loop in
 tests/pcrec/test_pretrain_stage.py.
+
+`make test` runs the PCRec one (three training loops: MoCo, BPR fine-tuning, LightGCN); the
+video and VQ loops with 2 workers run under `make test-long` (marked long: together they took
+about 140 s of the 2-core CI budget, for the same engine path).
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ def test_pcrec_pretrain_finetune_baselines_with_two_workers(ray_local, tmp_root)
     assert np.isfinite(metrics.select_dtypes("number").to_numpy()).all()
 
 
+@pytest.mark.long
 def test_video_hidden_two_stream_with_two_workers(ray_local, tmp_root):
     res = _run("video", "configs/video/tiny.yaml", [
         "train.trainer.num_workers=2", "train.epochs=2", "model.name=hidden_two_stream",
@@ -53,6 +58,7 @@ def test_video_hidden_two_stream_with_two_workers(ray_local, tmp_root):
     assert len(hist) == 2 and np.isfinite(hist.loss).all() and np.isfinite(hist.val_top1).all()
 
 
+@pytest.mark.long
 def test_vq_model_and_priors_with_two_workers(ray_local, tmp_root):
     res = _run("vq", "configs/vq/tiny.yaml", [
         "train.trainer.num_workers=2", "prior.trainer.num_workers=2"], tmp_root, until="train_priors")

@@ -94,7 +94,8 @@ def audit(script: str, tmp_path: Path, timeout: float = 600) -> tuple[subprocess
 
 
 def test_tiny_pcrec_run_connects_only_to_loopback(tmp_path):
-    r, trace = audit(f"recgen run pcrec --config configs/pcrec/tiny.yaml --artifacts {tmp_path / 'art'}\n",
+    r, trace = audit(f"recgen run pcrec --config configs/pcrec/tiny.yaml "
+                     f"--set pretrain.trainer.num_workers=1 --artifacts {tmp_path / 'art'}\n",
                      tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "finished" in r.stdout
