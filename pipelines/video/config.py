@@ -45,6 +45,9 @@ class DataConfig(StrictModel):
     verify: bool = Field(True, description="demux every packet and decode first/last frame at ingest")
     probe: FanoutConfig = fanout_sized(128, "candidate video")   # probing at ingest
     min_frames: int = Field(2, ge=1, description="videos with fewer frames go to rejects")
+    max_reject_fraction: float = Field(
+        0.0, ge=0, le=1, description="ingest fails (exit 2, naming the files) when more than this fraction of "
+        "the videos is missing, unreadable or too short; raise it to index the rest (they stay in 'rejects')")
     motion: MotionData = MotionData()
     arrow: ArrowData = ArrowData()
 

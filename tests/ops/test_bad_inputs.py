@@ -145,9 +145,7 @@ CASES = [
          ["target_embed", "NaN"],
          marks=[pytest.mark.slow]),
     Case("corrupt_video", "video", "configs/video/tiny.yaml", _video,
-         ["data.source=folder", "data.root={f}"], "ingest", ["1.mp4"],
-         marks=[pytest.mark.xfail(strict=True, reason="video ingest rejects the corrupt file with a clear "
-                                  "message naming it, but keeps going (exit 0)")]),
+         ["data.source=folder", "data.root={f}"], "ingest", ["1.mp4", "data.max_reject_fraction"]),
     Case("truncated_image", "vq", "configs/vq/tiny.yaml", _images, ["data.path={f}", "data.format=folder"],
          "ingest", ["5.png", "truncated", "remove or replace"]),
     Case("unknown_config_key", "pcrec", PCREC, lambda d: {}, ["kcore.not_a_key=1"], None,

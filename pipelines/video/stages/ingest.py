@@ -9,6 +9,7 @@ from components.video.arrow import render_arrow_of_time
 from components.video.index import (assemble_index, check_unique_ids, probe_candidates, read_kinetics_csv,
                                     read_split_files, scan_folder)
 from components.video.motion import MOTION_CLASSES, render_dataset
+from components.errors import InputError
 from pipelines.core.fanout import fan_out
 from pipelines.core.hints import config_hints
 
@@ -48,6 +49,18 @@ def probe_shard(shard, _shared) -> dict:
     return {"rows": probe_candidates(shard.items, verify=shard.cfg.data.verify)}
 
 
+def _check_rejects(rejects: pd.DataFrame, n: int, allowed: float) -> None:
+    """Fail before anything is committed when more videos were rejected than allowed."""
+    if n == 0 or len(rejects) / n <= allowed:
+        return
+    shown = "; ".join(f"{r.path}: {r.reason}" for r in rejects.head(5).itertuples())
+    more = f" (and {len(rejects) - 5} more)" if len(rejects) > 5 else ""
+    raise InputError(
+        f"{len(rejects)} of {n} videos cannot be used: {shown}{more}",
+        fix=f"repair or remove them, or set data.max_reject_fraction to at least {len(rejects) / n:.3f} "
+            "to index the others (the rejected files are listed with their reason)")
+
+
 def run_ingest(ctx) -> None:
     d = ctx.cfg.data
     base = None
@@ -70,6 +83,7 @@ def run_ingest(ctx) -> None:
                   local=base is not None and not ctx.out.store.local)
     index, rejects = assemble_index([r for s in res.stats for r in s["rows"]], classes,
                                     min_frames=d.min_frames)
+    _check_rejects(rejects, len(cand), d.max_reject_fraction)
     if classes is None:
         classes = sorted(set(cand["label"]))
     if base is not None:  # rendered files live inside this artifact: store relative paths
