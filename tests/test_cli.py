@@ -12,9 +12,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def recgen(*args, cwd=ROOT, timeout=600):
+def recgen(*args, cwd=ROOT, timeout=600, ray_address: str | None = None):
     env = dict(os.environ, DGLBACKEND="pytorch", TQDM_DISABLE="1")
     env.pop("RAY_ADDRESS", None)
+    if ray_address:   # join the test session's Ray instead of starting one per command
+        env["RAY_ADDRESS"] = ray_address
     return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -39,12 +41,19 @@ def test_stages_lists_pcrec():
 
 
 @pytest.mark.slow
-def test_run_tiny_pcrec_twice_second_is_cached(tmp_path):
+def test_run_tiny_pcrec_twice_second_is_cached(tmp_path, ray_local):
+    """Both runs join the session's Ray (RAY_ADDRESS); a CLI run starting its own embedded Ray
+    is exercised by tests/core/test_interrupt.py and the egress audit."""
+    import ray
+
+    addr = ray.get_runtime_context().gcs_address
     cfg = ROOT / "configs" / "pcrec" / "tiny.yaml"
-    r1 = recgen("run", "pcrec", "--config", str(cfg), "--artifacts", str(tmp_path), "--until", "kcore")
+    r1 = recgen("run", "pcrec", "--config", str(cfg), "--artifacts", str(tmp_path), "--until", "kcore",
+                ray_address=addr)
     assert r1.returncode == 0, r1.stdout + r1.stderr
     assert "kcore: done" in r1.stdout
-    r2 = recgen("run", "pcrec", "--config", str(cfg), "--artifacts", str(tmp_path), "--until", "kcore")
+    r2 = recgen("run", "pcrec", "--config", str(cfg), "--artifacts", str(tmp_path), "--until", "kcore",
+                ray_address=addr)
     assert r2.returncode == 0, r2.stderr
     assert "ingest: cache hit" in r2.stdout and "kcore: cache hit" in r2.stdout
     rec = json.loads((tmp_path / "pcrec" / "latest.json").read_text())
