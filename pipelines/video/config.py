@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipelines.core.config import StageResources, StrictModel, path_field
 from pipelines.core.fanout import FanoutConfig, fanout_sized
@@ -101,6 +101,17 @@ class ModelConfig(StrictModel):
                                      "torchvision naming (r3d/mc3/r(2+1)d/s3d), pytorchvideo (x3d/slowfast/i3d_r50), "
                                      "a 2D GoogLeNet for i3d (inflated) or a 2D ResNet/GoogLeNet for the tsn/two-stream "
                                      "trunks; a classifier of another class count starts fresh")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        """An unknown name fails when the config loads, not after ingest and flow have run."""
+        from components.video.models.registry import names
+
+        known = names()
+        if v not in known:
+            raise ValueError(f"unknown video model '{v}'; choose one of: {', '.join(known)}")
+        return v
 
 
 class TrainConfig(StrictModel):
