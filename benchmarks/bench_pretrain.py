@@ -71,7 +71,8 @@ def run(g, cfg, rwr, power: float, steps: int, seed: int = 0) -> dict:
             idx = torch.arange(a, a + p.batch_size)
             lr = p.lr * lr_factor(len(losses), steps, p.warmup_fraction, p.lr_schedule)
             t, c = time.perf_counter(), time.process_time()
-            loss, _ = moco_step(moco, moco, opt, v0.select(idx), v1.select(idx), p, lr, fgen)
+            loss, _ = moco_step(moco, moco, opt, v0.select(idx), v1.select(idx), p, lr, fgen,
+                                graph_degree=g.degrees() if p.degree_input == "graph" else None)
             wall += time.perf_counter() - t
             cpu += time.process_time() - c
             losses.append(loss)

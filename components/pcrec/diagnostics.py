@@ -5,7 +5,7 @@
 * :func:`uniformity`: ``log mean exp(-2 ||zi - zj||^2)`` over pairs (lower = spread over the
   sphere; -4 is the limit for uniform points in high dimension);
 * :func:`effective_rank` (Roy & Vetterli 2007): ``exp(entropy(s / sum s))`` of the singular
-  values of the centred embeddings (1 = all on a line, ``dim`` = isotropic);
+  values of the centred (or raw) embeddings (1 = all on a line, ``dim`` = isotropic);
 * :func:`mean_cosine`: mean pairwise cosine similarity (near 1 = collapsed);
 * :func:`link_auc`: AUC of cosine scores of edges against random non-edges (a probe: 0.5 =
   no signal).
@@ -38,10 +38,13 @@ def uniformity(z: torch.Tensor, t: float = 2.0, max_rows: int = 4096, seed: int 
     return float(torch.logsumexp(-t * d2[off], 0) - np.log(off.sum().item()))
 
 
-def effective_rank(z: torch.Tensor) -> float:
-    """``exp(H(p))`` with ``p`` the normalised singular values of the centred ``z``."""
+def effective_rank(z: torch.Tensor, centre: bool = True) -> float:
+    """``exp(H(p))`` with ``p`` the normalised singular values of ``z``, centred first unless
+    ``centre`` is False. The centred rank ignores a direction shared by all rows (an untrained
+    encoder's outputs share one: mean cosine ~0.9, and what is left is small isotropic noise,
+    so its centred rank is high); the uncentred rank counts it, as dot products of MF do."""
     z = z.float()
-    s = torch.linalg.svdvals(z - z.mean(0, keepdim=True))
+    s = torch.linalg.svdvals(z - z.mean(0, keepdim=True) if centre else z)
     p = s / s.sum().clamp(min=1e-12)
     p = p[p > 0]
     return float(torch.exp(-(p * p.log()).sum()))

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from components.errors import ConfigError
-from components.pcrec.features import subgraph_features
+from components.pcrec.features import DEGREE_INPUTS, subgraph_features
 from components.pcrec.graph import BipartiteGraph
 from components.pcrec.sampler import RWRConfig, sample_subgraphs
 from components.pcrec.subgraphs import SubgraphBatch
@@ -22,14 +22,17 @@ from components.pcrec.subgraphs import SubgraphBatch
 
 @torch.no_grad()
 def encode_batches(encoder: nn.Module, batches: Iterable[SubgraphBatch], pos_dim: int,
-                   device: str | torch.device = "cpu") -> torch.Tensor:
-    """Encode already-sampled subgraph batches; returns the concatenated embeddings."""
+                   device: str | torch.device = "cpu",
+                   graph_degree: torch.Tensor | None = None) -> torch.Tensor:
+    """Encode already-sampled subgraph batches; returns the concatenated embeddings.
+    ``graph_degree``: whole-graph degrees for ``degree_input="graph"`` encoders (see
+    :func:`components.pcrec.features.subgraph_features`)."""
     was_training = encoder.training
     encoder.eval()
     out = []
     try:
         for b in batches:
-            f = subgraph_features(b, pos_dim).to(device)
+            f = subgraph_features(b, pos_dim, graph_degree=graph_degree).to(device)
             out.append(encoder(b.to_dgl(), f.x, f.degree).cpu())
     finally:
         encoder.train(was_training)
@@ -40,7 +43,7 @@ def embed_nodes(encoder: nn.Module, graph: BipartiteGraph, nodes, sampler: RWRCo
                 pos_dim: int, *, seed: int = 0, batch_size: int = 1024,
                 device: str | torch.device = "cpu",
                 progress: Callable[[Iterable], Iterable] | None = None,
-                num_views: int = 2, return_views: bool = False):
+                num_views: int = 2, return_views: bool = False, degree_input: str = "subgraph"):
     """Embeddings (len(nodes), dim) of ``nodes`` of ``graph`` (one ego view each).
 
     Args:
@@ -55,9 +58,14 @@ def embed_nodes(encoder: nn.Module, graph: BipartiteGraph, nodes, sampler: RWRCo
         progress: optional wrapper of the batch iterator (e.g. a progress bar).
         num_views: views averaged per node (1 = a single view).
         return_views: also return the per-view embeddings, (num_views, len(nodes), dim).
+        degree_input: the degree feature the encoder was trained with: ``"subgraph"`` (GCC,
+            in-view degree) or ``"graph"`` (log-binned degree in ``graph``).
     """
     if num_views < 1:
         raise ConfigError(f"num_views must be >= 1, got {num_views}", param="num_views")
+    if degree_input not in DEGREE_INPUTS:
+        raise ConfigError(f"degree_input must be one of {DEGREE_INPUTS}, got {degree_input!r}",
+                          param="degree_input")
     nodes = torch.as_tensor(nodes, dtype=torch.int64)
     starts = range(0, nodes.numel(), batch_size)
     if progress is not None:
@@ -69,7 +77,8 @@ def embed_nodes(encoder: nn.Module, graph: BipartiteGraph, nodes, sampler: RWRCo
             views = torch.arange(num_views).repeat_interleave(q.numel())
             yield sample_subgraphs(graph, q.repeat(num_views), views, sampler, seed)
 
-    out = encode_batches(encoder, gen(), pos_dim, device)
+    out = encode_batches(encoder, gen(), pos_dim, device,
+                         graph.degrees() if degree_input == "graph" else None)
     if out.numel() == 0:
         return (out, out[None]) if return_views else out
     # each batch holds its nodes' view 0, then view 1, ...: regroup to (views, nodes, dim)

@@ -8,7 +8,15 @@ For every node of every subgraph (Qiu et al., GCC, KDD 2020):
   when the subgraph has fewer nodes; optionally each eigenvector's sign is flipped at
   random (the sign is arbitrary, so this is a free augmentation);
 * **seed flag**: 1 for the query node, 0 elsewhere;
-* **degree**: the node's degree inside the subgraph (an integer; the encoder embeds it).
+* **degree**: an integer index the encoder embeds. ``degree_input="subgraph"`` (GCC): the
+  node's degree inside the sampled view. ``degree_input="graph"``: the node's degree in the
+  *whole* graph, log-binned (:func:`log_degree_bin`, 8 bins per doubling). A view's in-subgraph
+  degrees are cut by the walk (a hub seen through a 30-step walk looks like a degree-10 node), so
+  two views of one node disagree and nodes cannot be told apart: on the ML-1M Comedy source graph
+  an encoder trained with in-subgraph degrees retrieved a node's other view (top-1 of 1024) 1.4%
+  of the time, with whole-graph degrees 8%+ before and after training (issue 11). The
+  whole-graph degree is still a structural feature (no node identity), computed on whichever
+  graph the encoder is applied to (source for pre-training, target for ``target_embed``).
 
 The eigendecompositions run as one batched ``torch.linalg.eigh`` on zero-padded
 dense matrices; padding rows get a large diagonal so their eigenvectors sort last and
@@ -20,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from components.errors import ConfigError
 from components.pcrec.subgraphs import SubgraphBatch
 
 _PAD_EIG = -10.0  # eigenvalue given to padding slots (real ones lie in [-1, 1])
@@ -86,10 +95,32 @@ def positional_features(batch: SubgraphBatch, pos_dim: int, *, sign_flip: bool =
     return feat
 
 
+DEGREE_INPUTS = ("graph", "subgraph")
+
+
+def log_degree_bin(degree: torch.Tensor) -> torch.Tensor:
+    """``floor(8 * log2(1 + degree))`` (int64): 8 bins per doubling, 0 for degree 0; a
+    degree-128 clamp of the encoder then covers degrees up to 2^16."""
+    return torch.floor(8.0 * torch.log2(1.0 + degree.to(torch.float64))).to(torch.int64)
+
+
 def subgraph_features(batch: SubgraphBatch, pos_dim: int, *, sign_flip: bool = False,
-                      generator: torch.Generator | None = None) -> NodeFeatures:
-    """All encoder inputs of a batch: positional features + seed flag, and degrees."""
+                      generator: torch.Generator | None = None,
+                      graph_degree: torch.Tensor | None = None) -> NodeFeatures:
+    """All encoder inputs of a batch: positional features + seed flag, and degrees.
+
+    ``graph_degree`` (degree of every node of the whole graph, indexed by global node id):
+    when given, the degree input is :func:`log_degree_bin` of it (``degree_input="graph"``);
+    otherwise the in-subgraph degree (GCC)."""
     pos = positional_features(batch, pos_dim, sign_flip=sign_flip, generator=generator)
     seed = torch.zeros((pos.shape[0], 1))
     seed[batch.seed_positions()] = 1.0
-    return NodeFeatures(torch.cat([pos, seed], dim=1), batch.degrees())
+    if graph_degree is None:
+        degree = batch.degrees()
+    else:
+        graph_degree = torch.as_tensor(graph_degree)
+        if batch.nodes.numel() and int(batch.nodes.max()) >= graph_degree.numel():
+            raise ConfigError(f"graph_degree has {graph_degree.numel()} entries but the batch has node id "
+                              f"{int(batch.nodes.max())}", param="graph_degree")
+        degree = log_degree_bin(graph_degree[batch.nodes])
+    return NodeFeatures(torch.cat([pos, seed], dim=1), degree)

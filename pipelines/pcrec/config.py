@@ -165,6 +165,8 @@ class PretrainDiagnostics(StrictModel):
     enabled: bool = Field(True, description="compute them (about two extra embedding passes over nodes)")
     nodes: int = Field(2048, ge=2, description="source nodes sampled for alignment/uniformity/rank/retrieval")
     probe_pairs: int = Field(5000, ge=1, description="edges (and as many random user-item pairs) of the link-prediction probe")
+    eval_pairs: int = Field(512, ge=0, description="view pairs (of sampled epoch 0) scored after every epoch by a "
+                                                   "consistent-dictionary InfoNCE of the current encoder (0 = off)")
 
 
 class PretrainConfig(StrictModel):
@@ -182,6 +184,9 @@ class PretrainConfig(StrictModel):
     num_layers: int = Field(3, ge=1, description="GIN layers (readout concatenates all)")
     degree_dim: int = Field(16, ge=0, description="degree-embedding width (0: no degree input)")
     max_degree: int = Field(128, ge=1, description="degrees above are clamped")
+    degree_input: Literal["graph", "subgraph"] = Field(
+        "graph", description="degree feature: graph = log-binned degree in the whole graph (8 bins per "
+                             "doubling; stable across views), subgraph = degree inside the sampled view (GCC)")
     pos_dim: int = Field(16, ge=0, description="Laplacian-eigenvector positional features")
     queue_size: int = Field(16384, ge=1, description="MoCo queue length K (capped below the source node count; a query's own "
                                                          "node's keys are masked from its negatives)")

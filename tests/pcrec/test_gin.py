@@ -105,3 +105,24 @@ def test_embed_nodes_deterministic(setup):
     b = embed_nodes(enc, g, [45, 0], cfg, POS, batch_size=8)
     assert a.shape == (3, 12) and enc.training
     torch.testing.assert_close(a[[2, 0]], b, rtol=1e-5, atol=1e-6)
+
+
+def test_graph_degree_input_is_the_same_in_every_view(setup):
+    """degree_input="graph": a node's degree feature is its log-binned whole-graph degree, so two
+    views of one node agree on it (the in-view degree does not: the walk cuts it)."""
+    from components.pcrec.features import log_degree_bin
+
+    g, _ = setup
+    q = torch.arange(g.num_nodes)
+    cfg = RWRConfig(r=2, max_nodes=6, num_walkers=2, walk_length=3)
+    views = [sample_subgraphs(g, q, torch.full_like(q, v), cfg, seed=0) for v in (0, 1)]
+    seeds = [subgraph_features(b, POS, graph_degree=g.degrees()).degree[b.seed_positions()] for b in views]
+    assert torch.equal(seeds[0], seeds[1])
+    assert torch.equal(seeds[0], log_degree_bin(g.degrees()))
+    sub = [subgraph_features(b, POS).degree[b.seed_positions()] for b in views]
+    assert not torch.equal(sub[0], sub[1])                 # the GCC in-view degree differs
+    assert log_degree_bin(torch.tensor([0, 1, 3, 7, 255])).tolist() == [0, 8, 16, 24, 64]
+    with pytest.raises(ConfigError, match="graph_degree"):
+        subgraph_features(views[0], POS, graph_degree=g.degrees()[:3])
+    with pytest.raises(ConfigError, match="degree_input"):
+        embed_nodes(GINEncoder(POS + 1), g, [0], cfg, POS, degree_input="whole")

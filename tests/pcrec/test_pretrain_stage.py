@@ -90,11 +90,15 @@ HP = {"dim": 8, "hidden": 8, "num_layers": 2, "degree_dim": 4, "max_degree": 16,
       "warmup_fraction": 0.0, "lr_schedule": "constant"}
 
 
+def _graph():
+    rng = np.random.default_rng(0)
+    return build_bipartite(rng.integers(0, 20, 120), rng.integers(0, 15, 120), 20, 15)
+
+
 def _sample_table():
     import pyarrow as pa
 
-    rng = np.random.default_rng(0)
-    g = build_bipartite(rng.integers(0, 20, 120), rng.integers(0, 15, 120), 20, 15)
+    g = _graph()
     parts = []
     for epoch in range(2):
         q = torch.arange(g.num_nodes)
@@ -118,7 +122,8 @@ def test_resume_reproduces_state(ray_local, tmp_path, workers):
         from pipelines.pcrec.config import PretrainConfig
 
         cfg = PretrainConfig(**HP, epochs=epochs)
-        res = rt.fit(ctx, train_loop, {"cfg": cfg, "seed": 3, "data_ref": ref},
+        res = rt.fit(ctx, train_loop, {"cfg": cfg, "seed": 3, "data_ref": ref,
+                                       "graph_degree": _graph().degrees()},
                      rt.TrainerConfig(num_workers=workers, max_failures=0), name="moco")
         return rt.final_state(res)
 
@@ -149,3 +154,24 @@ def test_lr_schedule_warms_up_then_decays_and_depends_only_on_the_step():
     assert lr_factor(50, 100, 0.0, "constant") == 1.0
     # plain Python floats: the checkpoint is loaded with weights_only=True (no numpy scalars)
     assert all(type(lr_factor(i, 100, 0.1, "cosine")) is float for i in (0, 50, 99))
+
+
+def test_consistent_eval_scores_the_encoder_against_its_own_dictionary():
+    """eval_infonce: view 0 of each pair against view 1 of all pairs (a dictionary made by the
+    current encoder, unlike the training queue's stale keys). Identical views beat mismatched ones;
+    chance is ln N; the encoder's train/eval mode is restored."""
+    from pipelines.pcrec.config import PretrainConfig
+    from pipelines.pcrec.stages.pretrain import build_moco, consistent_eval, eval_pairs
+
+    cfg = PretrainConfig(**HP)
+    g = _graph()
+    v0, v1 = eval_pairs(_sample_table(), 16)
+    assert len(v0) == len(v1) == 16 and torch.equal(v0.query, v1.query)
+    enc = build_moco(cfg, 0).encoder_q.train()
+    same = consistent_eval(enc, (v0, v0), cfg, g.degrees())
+    rolled = v0.select(torch.roll(torch.arange(16), 1))     # every positive is another node's view
+    wrong = consistent_eval(enc, (v0, rolled), cfg, g.degrees())
+    assert enc.training
+    assert same["chance"] == pytest.approx(np.log(16)) and same["pairs"] == 16
+    assert same["infonce"] < wrong["infonce"] and same["top1"] > wrong["top1"]
+    assert eval_pairs(_sample_table(), 1) is None

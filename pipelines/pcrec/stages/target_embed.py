@@ -2,8 +2,9 @@
 
 Transfer mode (c) of PCRec: the GIN encoder pre-trained on the source graph embeds every
 target user and item from its r-ego view of the *target* graph (built from split/train
-only, so held-out interactions are never seen), with the sampler settings and positional
-feature size it was trained with (``encoder.json``). Modes (a)/(b) also use these vectors
+only, so held-out interactions are never seen), with the sampler settings, positional
+feature size and degree input (whole-graph degrees are the *target* graph's) it was trained
+with (``encoder.json``; an encoder.json without ``degree_input`` means in-view degrees). Modes (a)/(b) also use these vectors
 for nodes that have no source embedding (target-only users, target items).
 
 Output ``embeddings``: domain ('target'), node_type, idx, embedding (list<float32>).
@@ -62,7 +63,8 @@ def embed_shard(shard, _shared) -> dict:
     enc, meta, g = _loaded(shard.input("pretrain"), shard.input("graph"))
     lo, hi = shard.items[0][0], shard.items[-1][1]
     emb = embed_nodes(enc, g, torch.arange(lo, hi), RWRConfig(**meta["sampler"]), int(meta["pos_dim"]),
-                      seed=shard.seed, batch_size=shard.cfg.target_embed.batch_size)
+                      seed=shard.seed, batch_size=shard.cfg.target_embed.batch_size,
+                      degree_input=meta.get("degree_input", "subgraph"))
     shard.out.write_table("embeddings", pa.table({
         "domain": pa.array(["target"] * (hi - lo)),
         "node_type": pa.array(np.asarray(g.node_type())[lo:hi]),
