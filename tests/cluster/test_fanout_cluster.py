@@ -63,7 +63,8 @@ def cluster_node_ids(cluster) -> set[str]:
     return set(json.loads(r.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("pipeline", ["video", "pcrec"])
+# pcrec's sample in `make test`; video's flow (the same engine) under `make test-long`
+@pytest.mark.parametrize("pipeline", [pytest.param("video", marks=pytest.mark.long), "pcrec"])
 def test_fanout_runs_on_both_nodes_and_equals_a_one_node_run(cluster, one_node, tmp_path, pipeline):
     _config, _until, stage, _sets = CASES[pipeline]
     on_cluster = recgen(cluster.env, pipeline, tmp_path / "two", cluster.gcs_address)
