@@ -52,10 +52,11 @@ class RunSpec:
     item_bias: bool = False
     layers: int = 2
     extra: dict = field(default_factory=dict)
+    variant: str = ""   # a grid point of the same method (finetune.grid): part of the key only
 
     @property
     def key(self) -> str:
-        return f"{self.method}-s{self.seed}"
+        return f"{self.method}{'-' + self.variant if self.variant else ''}-s{self.seed}"
 
 
 def _atomic_save(obj, path: str) -> None:

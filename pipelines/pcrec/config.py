@@ -251,6 +251,13 @@ class BPRTrainConfig(StrictModel):
     loss: LossSpec = Field(default_factory=LossSpec)
 
 
+class GridPoint(StrictModel):
+    """One point of a fine-tuning grid: the finetune.train keys it overrides (None: keep)."""
+
+    lr: float | None = Field(None, gt=0, description="overrides finetune.train.lr")
+    reg: float | None = Field(None, ge=0, description="overrides finetune.train.reg")
+
+
 class FinetuneConfig(StrictModel):
     """MF fine-tuning under the PCRec transfer modes (see pipelines/pcrec/stages/finetune.py).
 
@@ -268,6 +275,10 @@ class FinetuneConfig(StrictModel):
     item_bias: bool = Field(True, description="learn an item bias (folded into the item factors)")
     pretrained_scale: float = Field(1.0, gt=0, description="multiplier of pre-trained vectors used as init")
     train: BPRTrainConfig = Field(default_factory=BPRTrainConfig)
+    grid: list[GridPoint] = Field(
+        default_factory=list, description="per-mode lr/reg grid: every trained mode runs each point on the first "
+        "of finetune.seeds and keeps the point with the best validation NDCG@10; the other seeds train at the "
+        "chosen point ([]: finetune.train as given)")
     threads: int = Field(1, ge=1, description="torch threads per training worker (1: the fused "
                                               "step is memory-bound and extra threads spin on a busy machine)")
     checkpoint_every: int = Field(5, ge=1, description="epochs between checkpoints of the current run")

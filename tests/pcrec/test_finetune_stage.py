@@ -170,3 +170,50 @@ def test_rerun_after_a_kill_resumes_from_the_checkpoint(world, tmp_path, ray_loc
         np.testing.assert_array_equal(model_factors(ea, m, s, td.n_users, td.n_items, "a")[0],
                                       model_factors(eb, m, s, td.n_users, td.n_items, "b")[0])
     assert a.df("curves").equals(b.df("curves"))
+
+
+def test_grid_chooses_each_modes_point_on_validation_and_reuses_the_first_seed(world, tmp_path, ray_local):
+    """finetune.grid: every trained mode runs each lr point on seed 0, keeps the best validation
+    NDCG@10, and trains seed 1 at that point; the seed-0 run at the chosen point is the one kept."""
+    from pipelines.pcrec import config as C
+
+    _, store, inputs = world
+    cfg = rec_config()
+    cfg.finetune = cfg.finetune.model_copy(update={
+        "modes": ["direct", "bpr_mf", "generated_init"],
+        "grid": [C.GridPoint(lr=1e-4), C.GridPoint(lr=0.05, reg=0.001)]})
+    ft = _run(run_finetune, "finetune", store, inputs, cfg, tmp_path, fp="grid" + "0" * 12)
+    grid = ft.df("grid")
+    assert set(grid.method) == {"bpr_mf", "generated_init"}         # direct trains nothing
+    assert sorted(grid.point) == [0, 0, 1, 1] and (grid.seed == 0).all()
+    assert set(grid[grid.point == 1].reg) == {0.001} and set(grid[grid.point == 0].lr) == {1e-4}
+    runs = ft.df("runs")
+    for m, g in grid.groupby("method"):
+        best = g.sort_values(["valid_ndcg10", "point"], ascending=[False, True]).iloc[0]
+        assert g[g.chosen].point.tolist() == [best.point]
+        seed0 = runs[(runs.method == m) & (runs.seed == 0)].best_valid_ndcg10.iloc[0]
+        assert seed0 == pytest.approx(best.valid_ndcg10)         # the chosen point's run is kept
+    assert sorted(set(runs.seed)) == [0, 1] and len(runs) == 6
+    scratch = tmp_path / "scratch" / "finetune" / ("grid" + "0" * 12) / "finetune"
+    k = int(grid[(grid.method == "bpr_mf") & grid.chosen].point.iloc[0])
+    assert os.path.exists(result_path(str(scratch), f"bpr_mf-g{k}-s1"))
+    assert not os.path.exists(result_path(str(scratch), f"bpr_mf-g{1 - k}-s1"))
+
+
+def test_report_grid_section_lists_every_point_and_marks_the_choice():
+    import pandas as pd
+
+    from pipelines.pcrec.stages.report import grid_section
+
+    class Art:
+        tables = ["grid", "runs"]
+
+        def df(self, name):
+            return pd.DataFrame({"method": ["bpr_mf", "bpr_mf"], "point": [0, 1], "lr": [0.05, 0.1],
+                                 "reg": [0.01, 0.01], "seed": [0, 0], "valid_ndcg10": [0.09, 0.1],
+                                 "best_epoch": [12, 9], "epochs_run": [18, 15], "epoch_cap": [60, 60],
+                                 "chosen": [False, True]})
+
+    md = "\n".join(grid_section(Art()))
+    assert "finetune.grid" in md and md.count("bpr_mf") == 2 and md.count("**chosen**") == 1
+    assert grid_section(type("NoGrid", (), {"tables": ["runs"]})()) == []

@@ -25,11 +25,18 @@ Source knowledge reaches the target in (a)/(b) through the shared users' source-
 embeddings, and in (c) through the encoder weights (pre-trained on the source graph). All
 pre-trained vectors come from the same encoder, so they live in one space and can be mixed.
 A node with no pre-trained vector at all (not embedded upstream) falls back to random; the
-count is logged and recorded in the stage stats. Pre-trained rows are multiplied by
-``finetune.pretrained_scale``.
+count is logged and recorded in the stage stats. Pre-trained rows are first reshaped by
+``finetune.init_geometry`` (raw / center / whiten, :func:`pipelines.pcrec.factors.init_geometry`)
+and then multiplied by ``finetune.pretrained_scale``.
+
+Per-mode grid (``finetune.grid``, a list of lr/reg overrides of ``finetune.train``): each trained
+mode runs every point with the first seed of ``finetune.seeds`` and keeps the point with the
+best validation NDCG@10; the other seeds then train at that point (the first seed's run is
+reused). ``direct`` trains nothing and has no grid. The test split plays no part.
 
 Outputs: ``embeddings`` (method, seed, node_type, idx, embedding), ``curves`` (method, seed,
-epoch, loss, train_s, valid_ndcg10), ``runs`` (method, seed, best_epoch, best_valid_ndcg10, ...).
+epoch, loss, train_s, valid_ndcg10), ``runs`` (method, seed, best_epoch, best_valid_ndcg10, ...),
+``grid`` (method, point, lr, reg, valid_ndcg10, best_epoch, epochs_run, chosen; empty without a grid).
 """
 from __future__ import annotations
 
@@ -38,7 +45,7 @@ import numpy as np
 from components.errors import ConfigError
 from components.pcrec.bpr import BPRConfig
 from pipelines.pcrec.bpr_runs import RunSpec, run_all, write_results
-from pipelines.pcrec.factors import matrix, select
+from pipelines.pcrec.factors import init_geometry, matrix, select
 from pipelines.pcrec.target_data import TargetData, load_target
 
 MODES = ("direct", "pretrain_init", "generated_init", "bpr_mf")
@@ -50,8 +57,10 @@ def bpr_config(train_cfg) -> BPRConfig:
 
 
 def transfer_inits(td: TargetData, src_table, tgt_table, factors: int, scale: float,
-                   modes) -> tuple[dict, dict]:
+                   modes, geometry: str = "raw", init_std: float = 0.1) -> tuple[dict, dict]:
     """Initial factor matrices of the pre-trained modes (see module docstring) and stats.
+    ``geometry``: :func:`pipelines.pcrec.factors.init_geometry` of each user/item matrix (RMS
+    norm ``init_std * sqrt(factors)``), then times ``scale``.
 
     Returns ``(inits, stats)`` where ``inits[name] = (users, items, user_mask, item_mask)``:
     ``'transfer'`` for modes (a)/(b), ``'generated'`` for mode (c).
@@ -67,8 +76,12 @@ def transfer_inits(td: TargetData, src_table, tgt_table, factors: int, scale: fl
              "users_without_target_embed": int((~tu_ok).sum()),
              "items_without_target_embed": int((~ti_ok).sum())}
     inits = {}
+
+    def geo(mat, ok):
+        return init_geometry(mat, ok, geometry, init_std * np.sqrt(factors)) * scale
+
     if "generated_init" in modes:
-        inits["generated"] = (Tu * scale, Ti * scale, tu_ok, ti_ok)
+        inits["generated"] = (geo(Tu, tu_ok), geo(Ti, ti_ok), tu_ok, ti_ok)
     if need_src:
         n_src = int((td.users.domain == "source").sum())
         S, s_ok = matrix(select(src_table, domain="source", node_type="user"), n_src,
@@ -81,7 +94,7 @@ def transfer_inits(td: TargetData, src_table, tgt_table, factors: int, scale: fl
         U[tu[has]] = S[su[has]]
         u_ok = tu_ok.copy()
         u_ok[tu[has]] = True
-        inits["transfer"] = (U * scale, Ti * scale if Ti.shape[1] else
+        inits["transfer"] = (geo(U, u_ok), geo(Ti, ti_ok) if Ti.shape[1] else
                              np.zeros((td.n_items, U.shape[1]), np.float32), u_ok, ti_ok)
         stats["shared_users_with_source_embed"] = int(has.sum())
     if dims and dims != {factors}:
@@ -90,15 +103,58 @@ def transfer_inits(td: TargetData, src_table, tgt_table, factors: int, scale: fl
     return inits, stats
 
 
-def make_specs(cfg) -> list[RunSpec]:
-    """One RunSpec per (mode, seed), modes in the configured order."""
-    bpr = bpr_config(cfg.train)
-    init_of = {"direct": "transfer", "pretrain_init": "transfer", "generated_init": "generated",
-               "bpr_mf": None}
-    return [RunSpec(method=m, seed=int(s), bpr=bpr, model="mf", init=init_of[m],
-                    train=(m != "direct"), init_std=cfg.init_std,
-                    item_bias=cfg.item_bias and m != "direct")
+INIT_OF = {"direct": "transfer", "pretrain_init": "transfer", "generated_init": "generated", "bpr_mf": None}
+
+
+def grid_points(cfg) -> list[dict]:
+    """The finetune.train overrides of each grid point (``[{}]``: no grid)."""
+    return [p.model_dump(exclude_none=True) for p in cfg.grid] or [{}]
+
+
+def _spec(cfg, mode: str, seed: int, point: int | None) -> RunSpec:
+    over = grid_points(cfg)[point] if point is not None else {}
+    return RunSpec(method=mode, seed=int(seed), bpr=bpr_config(cfg.train.model_copy(update=over)),
+                   model="mf", init=INIT_OF[mode], train=(mode != "direct"), init_std=cfg.init_std,
+                   item_bias=cfg.item_bias and mode != "direct",
+                   variant=f"g{point}" if point is not None else "")
+
+
+def make_specs(cfg, chosen: dict[str, int] | None = None) -> list[RunSpec]:
+    """One RunSpec per (mode, seed), modes in the configured order; with a grid, at the point
+    ``chosen[mode]`` of each trained mode."""
+    gridded = len(cfg.grid) > 0
+    return [_spec(cfg, m, s, (chosen or {}).get(m, 0) if gridded and m != "direct" else None)
             for m in cfg.modes for s in cfg.seeds]
+
+
+def grid_specs(cfg) -> list[RunSpec]:
+    """The selection runs: every grid point of every trained mode, first seed only."""
+    return [_spec(cfg, m, cfg.seeds[0], k) for m in cfg.modes if m != "direct"
+            for k in range(len(cfg.grid))]
+
+
+def choose_points(cfg, results: list[dict]) -> tuple[dict[str, int], "pd.DataFrame"]:
+    """Per mode, the grid point with the best validation NDCG@10 (first of equals), and the
+    table of every point's score."""
+    import pandas as pd
+
+    rows = []
+    for r in results:
+        k = int(r["spec"]["variant"][1:])
+        rows.append({"method": r["spec"]["method"], "point": k, **grid_points(cfg)[k],
+                     "lr": r["spec"]["bpr"]["lr"], "reg": r["spec"]["bpr"]["reg"],
+                     "seed": int(r["spec"]["seed"]), "valid_ndcg10": float(r["best_valid_ndcg10"]),
+                     "best_epoch": int(r["best_epoch"]),
+                     "epochs_run": len([h for h in r["history"] if h["epoch"] > 0]),
+                     "epoch_cap": int(r["spec"]["bpr"]["epochs"])})
+    df = pd.DataFrame(rows)
+    chosen = {}
+    for m, g in df.groupby("method", sort=False):
+        ok = g[np.isfinite(g.valid_ndcg10)]
+        chosen[m] = int((ok if len(ok) else g).sort_values(["valid_ndcg10", "point"],
+                                                           ascending=[False, True]).point.iloc[0])
+    df["chosen"] = [chosen[m] == k for m, k in zip(df.method, df.point)]
+    return chosen, df
 
 
 def run_finetune(ctx) -> None:
@@ -113,14 +169,26 @@ def run_finetune(ctx) -> None:
     if pre_modes:
         inits, stats = transfer_inits(td, ctx.input("pretrain").table("embeddings"),
                                       ctx.input("target_embed").table("embeddings"),
-                                      cfg.factors, cfg.pretrained_scale, cfg.modes)
+                                      cfg.factors, cfg.pretrained_scale, cfg.modes,
+                                      cfg.init_geometry, cfg.init_std)
     ctx.log("target: %d users, %d items, %d train pairs, %d validation users; init stats %s",
             td.n_users, td.n_items, len(td.train_u), len(td.valid_u), stats)
     data = {"train_u": td.train_u, "train_i": td.train_i, "n_users": td.n_users,
             "n_items": td.n_items, "factors": cfg.factors, "valid_u": td.valid_u,
             "valid_i": td.valid_i}
-    specs = make_specs(cfg)
+    chosen, grid = None, None
+    if cfg.grid and [m for m in cfg.modes if m != "direct"]:
+        sel = run_all(ctx, grid_specs(cfg), data, inits, trainer=cfg.trainer, threads=cfg.threads,
+                      checkpoint_every=cfg.checkpoint_every, name="finetune")
+        chosen, grid = choose_points(cfg, sel)
+        for m, k in chosen.items():
+            g = grid[(grid.method == m)].sort_values("point")
+            ctx.log("grid %-15s chose point %d (lr %g, reg %g): valid NDCG@10 %s", m, k,
+                    g.lr.iloc[k], g.reg.iloc[k], ", ".join(f"{v:.4f}" for v in g.valid_ndcg10))
+    specs = make_specs(cfg, chosen)   # the first seed's runs at the chosen points are reused
     results = run_all(ctx, specs, data, inits, trainer=cfg.trainer, threads=cfg.threads,
                       checkpoint_every=cfg.checkpoint_every, name="finetune")
     write_results(ctx, results)
+    if grid is not None:
+        ctx.out.write_table("grid", grid)
     ctx.out.stats(runs=len(results), train_pairs=int(len(td.train_u)), **stats)

@@ -238,6 +238,21 @@ def _plots(ctx, curves: pd.DataFrame, infonce: pd.DataFrame | None, summary: pd.
     return files
 
 
+def grid_section(ft) -> list[str]:
+    """The per-mode lr/reg grid of finetune (finetune.grid), when it ran one."""
+    if "grid" not in getattr(ft, "tables", {}):
+        return []
+    g = ft.df("grid")
+    if not len(g):
+        return []
+    t = g.assign(chosen=g.chosen.map({True: "**chosen**", False: ""}))[
+        ["method", "point", "lr", "reg", "valid_ndcg10", "best_epoch", "epochs_run", "epoch_cap", "chosen"]]
+    return ["### Fine-tuning grid (finetune.grid)\n",
+            f"Each trained mode ran every point with seed {int(g.seed.iloc[0])} and kept the best "
+            "validation NDCG@10; its other seeds trained at that point:\n",
+            _md_table(t.round(4).set_index(["method", "point"])), ""]
+
+
 def _md_table(df: pd.DataFrame) -> str:
     cols = [df.index.name or ""] + list(df.columns)
     lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
@@ -355,6 +370,7 @@ def run_report(ctx) -> None:
     md.append(("Runs that reached their epoch cap without early stopping (raise the cap): "
                + ", ".join(capped) + ".\n") if capped else
               "No trained method ran into its epoch cap: all stopped on validation.\n")
+    md += grid_section(ctx.input("finetune"))
     md += pretrain_section(ctx.input("pretrain"), infonce)
     md += ["## Plots\n"] + [f"![{f}]({f})\n" for f in files]
     with open(ctx.out.path("report.md"), "w") as f:
