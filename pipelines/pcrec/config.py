@@ -274,6 +274,10 @@ class FinetuneConfig(StrictModel):
     init_std: float = Field(0.1, gt=0, description="std of the random initialisation")
     item_bias: bool = Field(True, description="learn an item bias (folded into the item factors)")
     pretrained_scale: float = Field(1.0, gt=0, description="multiplier of pre-trained vectors used as init")
+    init_geometry: Literal["raw", "center", "whiten"] = Field(
+        "raw", description="pre-trained vectors before they initialise MF: raw (unit vectors), center (minus "
+                           "their mean, scaled to the random init's RMS norm init_std*sqrt(factors)), whiten "
+                           "(centred, PCA-whitened, scaled likewise); then times pretrained_scale")
     train: BPRTrainConfig = Field(default_factory=BPRTrainConfig)
     grid: list[GridPoint] = Field(
         default_factory=list, description="per-mode lr/reg grid: every trained mode runs each point on the first "

@@ -6,7 +6,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from components.errors import InputError
+from components.errors import ConfigError, InputError
 
 
 def list_column(mat: np.ndarray) -> pa.Array:
@@ -111,3 +111,38 @@ def models(table: pa.Table) -> pd.DataFrame:
     """Distinct (method, seed) pairs in a factor table."""
     return (table.select(["method", "seed"]).to_pandas().drop_duplicates()
             .sort_values(["method", "seed"]).reset_index(drop=True))
+
+
+INIT_GEOMETRIES = ("raw", "center", "whiten")
+
+
+def init_geometry(mat: np.ndarray, present: np.ndarray, mode: str, rms_norm: float) -> np.ndarray:
+    """Pre-trained vectors reshaped before they initialise MF (``finetune.init_geometry``).
+
+    * ``raw``: unchanged (the encoder's unit vectors).
+    * ``center``: minus the mean of the ``present`` rows, then scaled so that the present rows'
+      root-mean-square norm is ``rms_norm``. Contrastive embeddings share a mean direction (mean
+      pairwise cosine 0.25 on ML-1M, 0.86 untrained); left in, it adds the same large term to
+      every user-item score at the start of MF.
+    * ``whiten``: centred, then PCA-whitened (every principal direction of the present rows gets
+      unit variance; directions with variance below 1e-6 of the largest are dropped), then scaled
+      like ``center``: the few dominant directions of a low-rank embedding no longer swamp the rest.
+
+    Rows not ``present`` (no pre-trained vector) stay as they are (zero). ``rms_norm`` is meant to
+    match the random initialisation, ``init_std * sqrt(factors)``.
+    """
+    if mode not in INIT_GEOMETRIES:
+        raise ConfigError(f"finetune.init_geometry must be one of {INIT_GEOMETRIES}, got {mode!r}")
+    out = np.array(mat, dtype=np.float32, copy=True)
+    if mode == "raw" or not present.any() or out.shape[1] == 0:
+        return out
+    x = out[present].astype(np.float64)
+    x -= x.mean(0, keepdims=True)
+    if mode == "whiten" and len(x) > 1:
+        _, s, vt = np.linalg.svd(x, full_matrices=False)
+        keep = s > 1e-3 * s[0] if s.size and s[0] > 0 else np.zeros_like(s, bool)
+        x = x @ vt[keep].T / (s[keep] / np.sqrt(len(x)))      # unit variance per direction
+        x = np.pad(x, ((0, 0), (0, out.shape[1] - x.shape[1])))
+    rms = float(np.sqrt((x ** 2).sum(1).mean()))
+    out[present] = (x * (rms_norm / rms if rms > 0 else 0.0)).astype(np.float32)
+    return out
