@@ -1,7 +1,10 @@
-"""Bad-input sweep through the real CLI (`python -m pipelines run ...` in a subprocess).
+"""Bad-input sweep through the real CLI entry point (``pipelines.cli.main(argv)``, in this
+process: the exit code it returns is the process's, see ``pipelines/__main__.py``; a
+subprocess per row cost ~7 s of imports each. ``tests/test_cli.py`` checks exit 2 of a
+separate process.)
 
-Each row: the input is prepared in a temp dir (the CLI joins the session's Ray through
-RAY_ADDRESS rather than starting one per row), the command must exit 2 with ``error: ...``
+Each row: the input is prepared in a temp dir (the CLI joins the session's Ray
+rather than starting one per row), the command must exit 2 with ``error: ...``
 naming the input and saying what to do, leave no half-written artifact (every stage folder
 has its manifest, no ``.tmp-*`` left) and leave the model registry under the root unchanged.
 
@@ -157,16 +160,26 @@ CASES = [
 ]
 
 
-_RAY: dict = {}  # the session's Ray address: each CLI run joins it instead of starting its own
-
-
 def _cli(args: list[str]) -> subprocess.CompletedProcess:
-    env = dict(os.environ, DGLBACKEND="pytorch", TQDM_DISABLE="1")
-    env.pop("RAY_ADDRESS", None)
-    if _RAY.get("address"):
-        env["RAY_ADDRESS"] = _RAY["address"]
-    return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    """``recgen ARGS`` through the CLI's own ``main`` in this process (the session's Ray is
+    already up, so the command joins it), with its stdout / stderr captured."""
+    import contextlib
+    import io
+
+    from pipelines.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(list(args))
+            except SystemExit as e:   # argparse errors
+                rc = e.code if isinstance(e.code, int) else 2
+    finally:
+        os.chdir(cwd)
+    return subprocess.CompletedProcess(args, rc, out.getvalue(), err.getvalue())
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -186,9 +199,6 @@ def _half_written(root: Path) -> list[str]:
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CASES])
 def test_bad_input(case: Case, tmp_path, ray_local):
-    import ray
-
-    _RAY["address"] = ray.get_runtime_context().gcs_address
     subs = {"tmp": str(tmp_path), **case.make(tmp_path)}
     root = Path(case.root.format(**subs))
     seeded = root.parent.is_dir()  # not for the unwritable root (its parent is a file)
