@@ -175,3 +175,27 @@ def test_consistent_eval_scores_the_encoder_against_its_own_dictionary():
     assert same["chance"] == pytest.approx(np.log(16)) and same["pairs"] == 16
     assert same["infonce"] < wrong["infonce"] and same["top1"] > wrong["top1"]
     assert eval_pairs(_sample_table(), 1) is None
+
+
+def test_init_geometry_centres_whitens_and_scales():
+    """finetune.init_geometry: center removes the shared mean and matches the random init's RMS
+    norm; whiten also equalises the principal directions; rows without a vector stay zero."""
+    from components.errors import ConfigError
+    from pipelines.pcrec.factors import init_geometry
+
+    rng = np.random.default_rng(0)
+    m = (rng.normal(size=(60, 8)) * [5, 1, 1, 1, 1, 1, 1, 0] + 3).astype(np.float32)
+    ok = np.ones(60, bool)
+    ok[-5:] = False
+    m[-5:] = 0
+    assert np.array_equal(init_geometry(m, ok, "raw", 0.8), m)
+    for mode in ("center", "whiten"):
+        out = init_geometry(m, ok, mode, 0.8)
+        x = out[ok].astype(np.float64)
+        assert np.abs(x.mean(0)).max() < 1e-5
+        assert np.sqrt((x ** 2).sum(1).mean()) == pytest.approx(0.8, rel=1e-5)
+        assert not out[~ok].any()
+    s = np.linalg.svd(init_geometry(m, ok, "whiten", 0.8)[ok], compute_uv=False)
+    assert s[0] / s[6] == pytest.approx(1.0, rel=1e-4) and s[7] < 1e-4 * s[0]   # 7 equal, 1 dropped
+    with pytest.raises(ConfigError, match="init_geometry"):
+        init_geometry(m, ok, "sphere", 0.8)
