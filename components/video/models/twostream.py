@@ -160,10 +160,10 @@ END_TO_END_LOSS = {"ssim_weight_per_res": 0.0005}
 
 #: default ``aux_weight`` of :class:`HiddenTwoStream`: the MotionNet losses are sums over the
 #: clip's T-1 frame pairs and 4 scales of a Charbonnier in pixel units (beta 255), so at
-#: initialisation they are 60-750x the classification cross-entropy even on [0, 1] frames
-#: (measured on random and smooth shifted clips, T = 3..8, 16-32 px: docs/video-models.md); 0.01
-#: brings the weighted sum to 0.6-7.5x the cross-entropy, so neither term swamps the other.
-#: (The reference trains end to end at weight 1 after MotionNet pre-training, with SGD.)
+#: initialisation the photometric term is ~140-520x the classification cross-entropy even on
+#: [0, 1] frames (procedural motion clips, 4-11 frames, 16-32 px; docs/video-models.md); 0.01
+#: brings it to 1.4-5.2x, so neither term swamps the other. (The reference trains end to end at
+#: weight 1 after MotionNet pre-training.)
 AUX_WEIGHT = 0.01
 
 
