@@ -76,7 +76,8 @@ def cmd_stages(args) -> int:
     print(f"{pipe.name}: {pipe.description}".rstrip(": "))
     for s in pipe.stages:
         ins = ", ".join(s.inputs) or "-"
-        print(f"  {s.name:<14} kind={s.kind:<6} inputs: {ins:<24} config: {', '.join(s.config_keys) or '-'}"
+        kind = "by config" if callable(s.kind) else s.kind
+        print(f"  {s.name:<14} kind={kind:<6} inputs: {ins:<24} config: {', '.join(s.config_keys) or '-'}"
               + (f"\n  {'':<14} {s.description}" if s.description else ""))
     return 0
 

@@ -314,8 +314,9 @@ def _schedule(pipeline: Pipeline, cfg: Any, store: Store, plans: dict[str, Stage
                     p.basis["inputs"], base_manifest(p), con.queue)
             if p.status == "forced":
                 store.clear_scratch(pipeline.name, p.stage.name, p.fingerprint)
-            say(f"[{pipeline.name}] {p.stage.name}: running ({p.stage.kind})")
-            if p.stage.kind == "driver":
+            kind = p.stage.kind_for(cfg)
+            say(f"[{pipeline.name}] {p.stage.name}: running ({kind})")
+            if kind == "driver":
                 finish(p, execute_stage(*args))
             else:
                 r = resources_of(cfg, p.stage)

@@ -18,7 +18,10 @@ class Stage:
     """One step of a pipeline: ``run(ctx)`` reads ``ctx.input(...)`` and writes ``ctx.out``.
 
     kind="task" runs the body in a Ray task with ``cfg.resources[name]``; kind="driver"
-    runs it in the driver (for stages that launch Ray Train / Ray Tune themselves).
+    runs it in the driver (for stages that launch Ray Train / Ray Tune themselves). ``kind``
+    may also be a function of the config returning one of the two (:meth:`kind_for`): a
+    training stage whose loop runs in-process (``trainer.num_workers: 0``) can then be a task
+    and run beside other stages, which a driver stage (run in the scheduler's thread) cannot.
     ``config_keys`` are the top-level config sections that change what the stage computes.
     ``external_inputs(cfg)`` may return local file paths whose content is part of the
     fingerprint (raw data files of ingest stages), as a list or as a mapping path -> the
@@ -31,10 +34,17 @@ class Stage:
     run: Callable[["StageContext"], None]
     inputs: tuple[str, ...] = ()
     config_keys: tuple[str, ...] = ()
-    kind: Literal["task", "driver"] = "task"
+    kind: Literal["task", "driver"] | Callable[[Any], str] = "task"
     version: int = 1
     external_inputs: Callable[[Any], list[str] | dict[str, str]] | None = None
     description: str = ""
+
+    def kind_for(self, cfg: Any) -> str:
+        """``"task"`` or ``"driver"`` for this config."""
+        k = self.kind(cfg) if callable(self.kind) else self.kind
+        if k not in ("task", "driver"):
+            raise ValueError(f"stage {self.name}: kind must be 'task' or 'driver', got {k!r}")
+        return k
 
 
 @dataclass(frozen=True)

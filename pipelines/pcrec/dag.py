@@ -14,6 +14,13 @@ from pipelines.pcrec.stages.graph import run_graph
 from pipelines.pcrec.stages.pretrain import run_pretrain
 from pipelines.pcrec.stages.sample import run_sample
 from pipelines.pcrec.stages.target_embed import run_target_embed
+
+
+def _in_process_is_a_task(cfg) -> str:
+    """baselines trains in-process (``baselines.trainer.num_workers: 0``): a Ray task, so that it
+    runs beside sample -> pretrain -> finetune (driver stages run one at a time); with Ray
+    Train workers it launches them from the driver."""
+    return "task" if cfg.baselines.trainer.num_workers == 0 else "driver"
 from pipelines.pcrec.stages.baselines import run_baselines
 from pipelines.pcrec.stages.evaluate import run_evaluate
 from pipelines.pcrec.stages.peers import run_peers
@@ -46,7 +53,7 @@ PIPELINE = Pipeline(
               config_keys=("finetune",), kind="driver",
               description="BPR-MF on the target under transfer modes (a)-(d) x seeds, one Ray Train fit"),
         Stage("baselines", run_baselines, inputs=("kcore", "split"),
-              config_keys=("finetune", "baselines"), kind="driver",
+              config_keys=("finetune", "baselines"), kind=_in_process_is_a_task,
               description="LightGCN on the target only; MF on source+target merged (joint)"),
         Stage("peers", run_peers, inputs=("kcore", "split"), config_keys=("peers", "finetune"),
               description="peers on the same split: popularity, ItemKNN, EASE (target, joint), "
