@@ -54,3 +54,24 @@ def test_pretrain_section_reports_chance_plateau_and_trained_vs_untrained(tmp_pa
     assert "ln(K+1) = 8.318" in md and "(plateau)" in md
     assert "| effective_rank | 20.0 | 5.0 |" in md
     assert "learned to tell nodes apart" in md
+
+
+def test_consistent_infonce_and_degree_matched_auc_are_reported(tmp_path):
+    diag = pd.DataFrame([{"encoder": e, "metric": m, "value": v, "nodes": 100}
+                         for e, vals in (("trained", (0.3, 0.55)), ("untrained", (0.1, 0.55)))
+                         for m, v in zip(["view_top1", "link_auc_matched"], vals)])
+    curve = pd.DataFrame({"epoch": range(4), "loss": [5.0, 4.0, 4.5, 4.9],      # training loss rises
+                          "eval_infonce": [4.4, 3.9, 3.5, 3.2], "eval_chance": np.log(512),
+                          "eval_pairs": 512, "eval_infonce_untrained": 5.4})
+
+    class Art(_Art):
+        def df(self, name):
+            return curve if name == "curve" else diag
+
+    art = Art(tmp_path, diag)
+    art.tables = ["curve", "diagnostics"]
+    md = "\n".join(pretrain_section(art, curve))
+    assert "Consistent InfoNCE per epoch" in md and "4.400, 3.900, 3.500, 3.200" in md
+    assert "untrained encoder 5.400" in md and "still falling" in md
+    assert "the loss is rising at the end" in md                                # training loss verdict
+    assert "degree-matched link AUC 0.550 vs 0.550 untrained (no better than untrained" in md

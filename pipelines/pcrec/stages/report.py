@@ -116,6 +116,31 @@ def breakdowns(per_user: pd.DataFrame, groups: pd.DataFrame, metric: str = "ndcg
     return out[0], out[1]
 
 
+def _consistent_infonce(art) -> list[str]:
+    """The per-epoch InfoNCE of the current encoder against a dictionary it made itself
+    (pretrain/curve.eval_infonce): unlike the training loss, whose queued keys come from older
+    key encoders, it only falls when the encoder improves."""
+    if "curve" not in getattr(art, "tables", []):
+        return []
+    c = art.df("curve")
+    if "eval_infonce" not in c.columns or not c.eval_infonce.notna().any():
+        return []
+    v = c.eval_infonce.dropna().to_numpy(dtype=float)
+    chance = float(c.eval_chance.dropna().iloc[0]) if "eval_chance" in c.columns else float("nan")
+    untrained = (float(c.eval_infonce_untrained.dropna().iloc[0])
+                 if "eval_infonce_untrained" in c.columns and c.eval_infonce_untrained.notna().any() else None)
+    n = int(c.eval_pairs.iloc[0]) if "eval_pairs" in c.columns else len(c)
+    last_drop = (v[-2] - v[-1]) / max(abs(v[-2]), 1e-12) if len(v) > 1 else 0.0
+    verdict = ("plateau" if abs(last_drop) < 0.02 else "still falling: more epochs could help"
+               if last_drop > 0 else "rising at the end")
+    return [f"Consistent InfoNCE per epoch (the current encoder's view 0 of {n} nodes against its own "
+            f"view 1 of all of them; chance ln N = {chance:.3f}"
+            + (f", untrained encoder {untrained:.3f}" if untrained is not None else "") + "): "
+            + ", ".join(f"{x:.3f}" for x in v)
+            + f"; last epoch {-100 * last_drop:+.1f}% ({verdict}). The training loss above scores "
+            "queued keys of older key encoders and can rise while this falls.\n"]
+
+
 def pretrain_section(art, infonce: pd.DataFrame | None) -> list[str]:
     """report.md lines on pre-training: InfoNCE start/end against ln(K+1) and whether it
     plateaued, and the trained vs untrained encoder diagnostics (pretrain/diagnostics)."""
@@ -147,21 +172,25 @@ def pretrain_section(art, infonce: pd.DataFrame | None) -> list[str]:
         line += (f". Over the last 10% of {unit} the loss changed by {-100 * drop:+.1f}% against the 10% "
                  f"before ({verdict}).")
         md += [line + "\n"]
+    md += _consistent_infonce(art)
     if "diagnostics" in getattr(art, "tables", []):
         d = art.df("diagnostics")
         t = d.pivot_table(index="metric", columns="encoder", values="value", aggfunc="first")
-        order = ["alignment", "uniformity", "effective_rank", "mean_cosine", "view_top1", "view_top10",
-                 "view_top1_chance", "link_auc"]
+        order = ["alignment", "uniformity", "effective_rank", "effective_rank_uncentred", "mean_cosine",
+                 "view_top1", "view_top10", "view_top1_chance", "link_auc", "link_auc_matched"]
         t = t.reindex([m for m in order if m in t.index] + [m for m in t.index if m not in order])
         t = t[[c for c in ("trained", "untrained") if c in t.columns]].round(4)
         nodes = int(d.nodes.iloc[0]) if "nodes" in d.columns and len(d) else None
         md += [f"Embeddings of {nodes} random source nodes (two views each), trained encoder against "
                "the same encoder before any step. alignment = mean squared distance of a node's two "
                "views (lower: views agree); uniformity = log mean exp(-2 d^2) over pairs (lower: spread "
-               "out); effective_rank = exp(entropy) of the singular values (of 64 dims); view_top1/top10 "
+               "out); effective_rank = exp(entropy) of the singular values of the centred embeddings (of 64 "
+               "dims; effective_rank_uncentred: without centring, so a shared mean direction counts); view_top1/top10 "
                "= share of nodes whose other view is the nearest / among the 10 nearest of all nodes' "
                "views (chance: view_top1_chance); link_auc = source link-prediction AUC by cosine, "
-               "edges against random user-item pairs (0.5 = no signal):\n", _md_table(t), ""]
+               "edges against random user-item pairs (0.5 = no signal); link_auc_matched = the same against "
+               "degree-matched non-edges (the probe edges' items shuffled among their users), which removes "
+               "the popularity effect:\n", _md_table(t), ""]
         if {"trained", "untrained"} <= set(t.columns):
             er, ur = t.loc["effective_rank"] if "effective_rank" in t.index else (None, None)
             verdicts = []
@@ -175,6 +204,12 @@ def pretrain_section(art, infonce: pd.DataFrame | None) -> list[str]:
                                 + (" (below 0.5: cosine of the structural embeddings does not rank a user's "
                                    "items above random items; GCC features carry structure, not identity)"
                                    if a < 0.5 else ""))
+            if "link_auc_matched" in t.index:
+                a, b = t.loc["link_auc_matched", "trained"], t.loc["link_auc_matched", "untrained"]
+                verdicts.append(f"degree-matched link AUC {a:.3f} vs {b:.3f} untrained ("
+                                + ("the trained encoder ranks a user's items above degree-matched items better"
+                                   if a > b + 0.01 else "no better than untrained: the structural embeddings "
+                                   "carry no user-item proximity beyond degree") + ")")
             md += ["Reading: " + "; ".join(verdicts) + ".\n"]
     if len(md) == 1:
         md.append("No pre-training curve or diagnostics in the pretrain artifact.\n")
