@@ -104,11 +104,12 @@ def run_finetune_with_champion(ctx, champion_path: str, warm: bool) -> None:
     if any(m != "bpr_mf" for m in cfg.modes):
         inits, _ = ft.transfer_inits(td, ctx.input("pretrain").table("embeddings"),
                                      ctx.input("target_embed").table("embeddings"),
-                                     cfg.factors, cfg.pretrained_scale, cfg.modes)
+                                     cfg.factors, cfg.pretrained_scale, cfg.modes,
+                                     cfg.init_geometry, cfg.init_std)
     # Warm start: the champion's factors (its item bias, if any, restarts at 0).
     inits[CHAMPION] = (U[:, :d], V[:, :d], mu, mv)
     bpr = ft.bpr_config(cfg.train)
-    specs = ft.make_specs(cfg)
+    specs = ft.make_specs(cfg)   # a finetune.grid is not searched again here: its first point is used
     if warm:
         specs += [RunSpec(method=WARM, seed=int(s), bpr=bpr, init=CHAMPION, init_std=cfg.init_std)
                   for s in cfg.seeds]
