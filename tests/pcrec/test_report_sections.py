@@ -75,3 +75,14 @@ def test_consistent_infonce_and_degree_matched_auc_are_reported(tmp_path):
     assert "untrained encoder 5.400" in md and "still falling" in md
     assert "the loss is rising at the end" in md                                # training loss verdict
     assert "degree-matched link AUC 0.550 vs 0.550 untrained (no better than untrained" in md
+
+
+def test_one_capped_seed_is_reported_even_when_the_method_mean_is_below_the_cap():
+    from pipelines.pcrec.stages.report import capped_runs
+
+    runs = pd.DataFrame({"method": ["bpr_mf"] * 3 + ["peer_ease"], "seed": [0, 1, 2, 0],
+                         "best_epoch": [57, 39, 60, 0], "epochs_run": [60, 45, 60, np.nan],
+                         "epoch_cap": [60, 60, 60, np.nan]})
+    assert capped_runs(runs) == ["bpr_mf seed 0 (best epoch 57 of cap 60)",
+                                 "bpr_mf seed 2 (best epoch 60 of cap 60)"]
+    assert capped_runs(runs.assign(epochs_run=[51, 45, 48, np.nan])) == []

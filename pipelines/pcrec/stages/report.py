@@ -273,6 +273,17 @@ def _plots(ctx, curves: pd.DataFrame, infonce: pd.DataFrame | None, summary: pd.
     return files
 
 
+def capped_runs(runs: pd.DataFrame) -> list[str]:
+    """``method seed s (best epoch b of cap c)`` for every single run that trained up to its
+    epoch cap (a per-method mean hides one capped seed among early-stopped ones)."""
+    out = []
+    for row in runs.itertuples():
+        cap, ran = getattr(row, "epoch_cap", np.nan), getattr(row, "epochs_run", np.nan)
+        if pd.notna(cap) and cap > 0 and pd.notna(ran) and ran >= cap:
+            out.append(f"{row.method} seed {int(row.seed)} (best epoch {int(row.best_epoch)} of cap {int(cap)})")
+    return out
+
+
 def grid_section(ft) -> list[str]:
     """The per-mode lr/reg grid of finetune (finetune.grid), when it ran one."""
     if "grid" not in getattr(ft, "tables", {}):
@@ -396,14 +407,13 @@ def run_report(ctx) -> None:
     r = runs.groupby("method").agg(best_valid_ndcg10=("best_valid_ndcg10", "mean"),
                                    best_epoch=("best_epoch", "mean"), epochs_run=("epochs_run", "mean"),
                                    epoch_cap=("epoch_cap", "max"), train_s=("train_s", "sum"))
-    capped = [m for m, row in r.iterrows() if row.epoch_cap and row.epoch_cap > 0
-              and row.epochs_run >= row.epoch_cap]
+    capped = capped_runs(runs)
     md += ["Validation (model selection) and training effort, mean over seeds. Every trained model "
            "early-stops on validation NDCG@10; best_epoch / epochs_run / epoch_cap show whether it "
            "converged within its budget (peers have no epochs: their grids are chosen on validation):\n",
            _md_table(r.round(4)), ""]
-    md.append(("Runs that reached their epoch cap without early stopping (raise the cap): "
-               + ", ".join(capped) + ".\n") if capped else
+    md.append(("Runs that reached their epoch cap without early stopping (not converged; raise the "
+               "cap): " + ", ".join(capped) + ".\n") if capped else
               "No trained method ran into its epoch cap: all stopped on validation.\n")
     md += grid_section(ctx.input("finetune"))
     md += pretrain_section(ctx.input("pretrain"), infonce)
