@@ -71,3 +71,19 @@ def test_recgen_ray_start_refuses_a_token_only_the_head_would_know(tmp_path, mon
         monkeypatch.delenv(k, raising=False)
     assert main(["ray", "start", "--head", "--node-ip-address", "127.0.0.1"]) == 2
     assert not os.path.exists(tmp_path / ".ray")
+
+
+def test_a_ray_call_without_init_ray_does_not_start_a_bare_ray(tmp_path):
+    """Ray's auto-init (a bare ``ray.init()`` on the first ``ray.put``) would bind to the
+    machine's address; importing pipelines turns it off, so the call fails instead."""
+    import subprocess
+    import sys
+
+    code = ("import pipelines, ray\n"
+            "try:\n    ray.put(1)\nexcept Exception as e:\n    print('refused', type(e).__name__)\n"
+            "print('initialized', ray.is_initialized())\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ENABLE_AUTO_CONNECT", "RAY_ADDRESS")}
+    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))), capture_output=True,
+                       text=True, timeout=120)
+    assert "initialized False" in r.stdout, r.stdout + r.stderr[-2000:]
+    assert "refused" in r.stdout
