@@ -133,7 +133,7 @@ def grid_specs(cfg) -> list[RunSpec]:
             for k in range(len(cfg.grid))]
 
 
-def choose_points(cfg, results: list[dict]) -> tuple[dict[str, int], "pd.DataFrame"]:
+def choose_points(results: list[dict]) -> tuple[dict[str, int], "pd.DataFrame"]:
     """Per mode, the grid point with the best validation NDCG@10 (first of equals), and the
     table of every point's score."""
     import pandas as pd
@@ -141,7 +141,7 @@ def choose_points(cfg, results: list[dict]) -> tuple[dict[str, int], "pd.DataFra
     rows = []
     for r in results:
         k = int(r["spec"]["variant"][1:])
-        rows.append({"method": r["spec"]["method"], "point": k, **grid_points(cfg)[k],
+        rows.append({"method": r["spec"]["method"], "point": k,
                      "lr": r["spec"]["bpr"]["lr"], "reg": r["spec"]["bpr"]["reg"],
                      "seed": int(r["spec"]["seed"]), "valid_ndcg10": float(r["best_valid_ndcg10"]),
                      "best_epoch": int(r["best_epoch"]),
@@ -180,7 +180,7 @@ def run_finetune(ctx) -> None:
     if cfg.grid and [m for m in cfg.modes if m != "direct"]:
         sel = run_all(ctx, grid_specs(cfg), data, inits, trainer=cfg.trainer, threads=cfg.threads,
                       checkpoint_every=cfg.checkpoint_every, name="finetune")
-        chosen, grid = choose_points(cfg, sel)
+        chosen, grid = choose_points(sel)
         for m, k in chosen.items():
             g = grid[(grid.method == m)].sort_values("point")
             ctx.log("grid %-15s chose point %d (lr %g, reg %g): valid NDCG@10 %s", m, k,
