@@ -15,6 +15,10 @@ Every ``eval_every`` epochs ``valid_fn(user_factors, item_factors) -> float`` (v
 NDCG@10 in the pipeline) is called; the best factors are kept and training stops after
 ``patience`` evaluations without improvement or at ``epochs``.
 
+``lr_schedule``: ``constant`` keeps ``lr``; ``cosine`` / ``linear`` anneal it per epoch from
+``lr`` at epoch 1 towards 0 at ``epochs`` (epoch ``e`` of ``E``, 0-based: ``lr * (1 + cos(pi e /
+E)) / 2`` or ``lr * (1 - e / E)``), so ``epochs`` is then the schedule's length, not only a cap.
+
 Public API: :class:`BPRConfig`, :class:`BPRRun`.
 """
 from __future__ import annotations
@@ -45,10 +49,20 @@ class BPRConfig:
     patience: int = 5
     loss: Mapping[str, Any] = field(default_factory=lambda: {"name": "logit_margin", "params": {}})
     """``{"name": ..., "params": {...}}`` of a loss of :mod:`components.losses.margin`."""
+    lr_schedule: str = "constant"    # constant | cosine | linear (per epoch, to 0 at ``epochs``)
 
     def __post_init__(self):
         if self.optimizer not in ("adam", "sgd", "adagrad", "rowsgd"):
             raise ConfigError(f"optimizer '{self.optimizer}' unknown; use adam, sgd, adagrad or rowsgd")
+        if self.lr_schedule not in ("constant", "cosine", "linear"):
+            raise ConfigError(f"lr_schedule '{self.lr_schedule}' unknown; use constant, cosine or linear")
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of 0-based ``epoch`` under ``lr_schedule``."""
+        if self.lr_schedule == "constant" or self.epochs == 0:
+            return self.lr
+        f = min(epoch, self.epochs) / self.epochs
+        return self.lr * (0.5 * (1 + math.cos(math.pi * f)) if self.lr_schedule == "cosine" else 1 - f)
         if self.epochs < 0 or self.batch_size < 1 or self.eval_every < 1 or self.patience < 1:
             raise ConfigError("epochs >= 0, batch_size >= 1, eval_every >= 1 and patience >= 1 required")
 
@@ -123,6 +137,10 @@ class BPRRun:
         steps on every rank. Negatives come from this rank's own generator.
         """
         self.model.train()
+        lr = self.cfg.lr_at(self.epoch)
+        if self.opt is not None:
+            for group in self.opt.param_groups:
+                group["lr"] = lr
         batches = self.epoch_batches()
         perm = np.concatenate(batches)
         bounds = np.cumsum([0] + [len(b) for b in batches])
@@ -137,7 +155,7 @@ class BPRRun:
         steps = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         if self.opt is None:  # fused per-sample SGD (MF.sgd_step), no autograd
             for s in steps:
-                v = self.core.sgd_step(tu[s], ti[s], tj[s], self.cfg.lr, self.cfg.reg, self.loss_fn.deriv)
+                v = self.core.sgd_step(tu[s], ti[s], tj[s], lr, self.cfg.reg, self.loss_fn.deriv)
                 total += float(self.loss_fn(v).mean())
                 n += 1
             self.epoch += 1
@@ -158,7 +176,7 @@ class BPRRun:
         t0 = time.perf_counter()
         loss = self.train_epoch()
         row = {"epoch": self.epoch, "loss": float(loss), "train_s": time.perf_counter() - t0,
-               "valid_ndcg10": float("nan")}
+               "lr": self.cfg.lr_at(self.epoch - 1), "valid_ndcg10": float("nan")}
         due = self.epoch % self.cfg.eval_every == 0 or self.epoch >= self.cfg.epochs
         if valid_fn is not None and due:
             U, V = (t.detach().cpu() for t in self.core.embeddings())

@@ -229,6 +229,7 @@ def write_results(ctx, results: list[dict]) -> None:
                      "diverged": bool(div),
                      "epochs_run": len([h for h in r["history"] if h["epoch"] > 0]),
                      "epoch_cap": int(r["spec"]["bpr"]["epochs"]) if r["spec"].get("train", True) else 0,
+                     "lr_schedule": str(r["spec"]["bpr"].get("lr_schedule", "constant")),
                      "train_s": float(sum(h["train_s"] for h in r["history"])),
                      "wall_s": float(r["wall_s"])})
     ctx.out.write_table("embeddings", pa.concat_tables(tables))

@@ -172,11 +172,12 @@ class PretrainDiagnostics(StrictModel):
 class PretrainConfig(StrictModel):
     """pretrain stage: GIN encoder + MoCo (GCC) on the source graph, with Ray Train.
 
-    Demo budget: 8 epochs of 4096 pairs (about 15 s each with one worker on ML-1M), batch
-    128, a 3-layer GIN of width 64 (GCC uses 5 layers and 32 positional dims; smaller here
-    to fit the 20-minute demo on 2 CPUs). With only ~250 steps the demo config lowers the
-    momentum to 0.99 (MoCo reports 0.99 ~ 0.999), so the key encoder tracks the query
-    encoder within the short run; the default stays at the papers' 0.999.
+    Defaults = the demo (configs/pcrec/default.yaml): 10 epochs of 4096 pairs (32 steps of
+    batch 128 each, about 15-20 s per epoch with one worker on ML-1M), a 3-layer GIN of width 64
+    (GCC uses 5 layers and 32 positional dims; smaller here to fit the demo on 2 CPUs). With only
+    ~320 steps the momentum is 0.99 (the papers use 0.999 over ~75k steps; MoCo reports 0.99 ~
+    0.999), so the key encoder tracks the query encoder within the short run, and the queue is
+    K = 1024 (8 steps of keys: fresher negatives than a longer queue, see README).
     """
 
     dim: int = Field(64, ge=1, description="embedding size; finetune.factors must equal it")
@@ -188,11 +189,11 @@ class PretrainConfig(StrictModel):
         "graph", description="degree feature: graph = log-binned degree in the whole graph (8 bins per "
                              "doubling; stable across views), subgraph = degree inside the sampled view (GCC)")
     pos_dim: int = Field(16, ge=0, description="Laplacian-eigenvector positional features")
-    queue_size: int = Field(16384, ge=1, description="MoCo queue length K (capped below the source node count; a query's own "
+    queue_size: int = Field(1024, ge=1, description="MoCo queue length K (capped below the source node count; a query's own "
                                                          "node's keys are masked from its negatives)")
-    momentum: float = Field(0.999, ge=0, le=1, description="key-encoder momentum m")
+    momentum: float = Field(0.99, ge=0, le=1, description="key-encoder momentum m (papers: 0.999 over far more steps)")
     temperature: float = Field(0.07, gt=0, description="InfoNCE temperature tau")
-    epochs: int = Field(8, ge=1, description="MoCo training epochs")
+    epochs: int = Field(10, ge=1, description="MoCo training epochs")
     batch_size: int = Field(128, ge=2, description="pairs per step and worker")
     lr: float = Field(0.005, gt=0, description="Adam peak learning rate")
     warmup_fraction: float = Field(0.1, ge=0, lt=1, description="linear LR warmup over this share of the steps")
@@ -249,6 +250,9 @@ class BPRTrainConfig(StrictModel):
     eval_every: int = Field(3, ge=1, description="epochs between validation evaluations")
     patience: int = Field(2, ge=1, description="evaluations without improvement before stopping")
     loss: LossSpec = Field(default_factory=LossSpec)
+    lr_schedule: Literal["constant", "cosine", "linear"] = Field(
+        "constant", description="per-epoch learning rate: constant, or annealed from lr to 0 at epochs "
+                                "(cosine / linear); with a schedule, epochs is its length, not only a cap")
 
 
 class GridPoint(StrictModel):

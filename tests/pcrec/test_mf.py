@@ -136,3 +136,30 @@ def test_checkpoint_resume_reproduces_the_state():
         assert torch.equal(a, b)
     assert full.best_score == resumed.best_score and full.best_epoch == resumed.best_epoch
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
+
+
+def test_lr_schedule_anneals_from_lr_to_zero_at_the_epoch_cap():
+    cos = BPRConfig(epochs=10, lr=0.1, lr_schedule="cosine")
+    lin = BPRConfig(epochs=10, lr=0.1, lr_schedule="linear")
+    assert cos.lr_at(0) == lin.lr_at(0) == 0.1
+    assert cos.lr_at(5) == pytest.approx(0.05) and lin.lr_at(5) == pytest.approx(0.05)
+    assert cos.lr_at(10) == pytest.approx(0.0, abs=1e-12) and lin.lr_at(10) == pytest.approx(0.0)
+    assert cos.lr_at(2) > lin.lr_at(2) and cos.lr_at(8) < lin.lr_at(8)
+    assert BPRConfig(epochs=10, lr=0.1).lr_at(9) == 0.1          # constant (the default)
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        BPRConfig(lr_schedule="step")
+
+
+@pytest.mark.parametrize("optimizer", ["rowsgd", "adam"])
+def test_training_uses_the_scheduled_lr_of_each_epoch(optimizer):
+    run, valid = _run(epochs=4, lr_schedule="linear", optimizer=optimizer)
+    run.fit(valid)
+    assert [h["lr"] for h in run.history] == pytest.approx([0.05, 0.0375, 0.025, 0.0125])
+    if optimizer == "adam":
+        assert run.opt.param_groups[0]["lr"] == pytest.approx(0.0125)
+    # an epoch at scheduled lr 0 leaves the factors as they were
+    frozen, _ = _run(epochs=1, lr_schedule="linear", optimizer=optimizer)
+    P0 = frozen.core.user.weight.detach().clone()
+    frozen.epoch = 1                                    # lr_at(1) of a 1-epoch schedule is 0
+    frozen.train_epoch()
+    assert torch.equal(frozen.core.user.weight, P0)

@@ -86,3 +86,14 @@ def test_one_capped_seed_is_reported_even_when_the_method_mean_is_below_the_cap(
     assert capped_runs(runs) == ["bpr_mf seed 0 (best epoch 57 of cap 60)",
                                  "bpr_mf seed 2 (best epoch 60 of cap 60)"]
     assert capped_runs(runs.assign(epochs_run=[51, 45, 48, np.nan])) == []
+
+
+def test_a_run_that_completed_its_annealed_schedule_is_listed_apart_from_capped_ones():
+    from pipelines.pcrec.stages.report import capped_runs
+
+    runs = pd.DataFrame({"method": ["bpr_mf", "bpr_mf", "lightgcn", "peer_ease"], "seed": [0, 1, 0, 0],
+                         "best_epoch": [60, 42, 40, 0], "epochs_run": [60, 48, 40, np.nan],
+                         "epoch_cap": [60, 60, 40, np.nan],
+                         "lr_schedule": ["cosine", "cosine", "constant", np.nan]})
+    assert capped_runs(runs) == ["lightgcn seed 0 (best epoch 40 of cap 40)"]
+    assert capped_runs(runs, annealed=True) == ["bpr_mf seed 0 (best epoch 60 of cap 60)"]

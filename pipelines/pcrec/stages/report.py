@@ -273,13 +273,20 @@ def _plots(ctx, curves: pd.DataFrame, infonce: pd.DataFrame | None, summary: pd.
     return files
 
 
-def capped_runs(runs: pd.DataFrame) -> list[str]:
+def capped_runs(runs: pd.DataFrame, annealed: bool = False) -> list[str]:
     """``method seed s (best epoch b of cap c)`` for every single run that trained up to its
-    epoch cap (a per-method mean hides one capped seed among early-stopped ones)."""
+    epoch cap (a per-method mean hides one capped seed among early-stopped ones).
+
+    ``annealed=False``: runs at a constant learning rate (the cap cut them short);
+    ``annealed=True``: runs whose ``lr_schedule`` anneals the rate to 0 at the cap, which ran
+    their whole schedule (the cap is the schedule's length; the last epochs train at a rate
+    near 0, so a best epoch near the cap is expected)."""
     out = []
     for row in runs.itertuples():
         cap, ran = getattr(row, "epoch_cap", np.nan), getattr(row, "epochs_run", np.nan)
-        if pd.notna(cap) and cap > 0 and pd.notna(ran) and ran >= cap:
+        sched = getattr(row, "lr_schedule", "constant")
+        is_annealed = isinstance(sched, str) and sched not in ("", "constant")
+        if pd.notna(cap) and cap > 0 and pd.notna(ran) and ran >= cap and is_annealed == annealed:
             out.append(f"{row.method} seed {int(row.seed)} (best epoch {int(row.best_epoch)} of cap {int(cap)})")
     return out
 
@@ -412,9 +419,15 @@ def run_report(ctx) -> None:
            "early-stops on validation NDCG@10; best_epoch / epochs_run / epoch_cap show whether it "
            "converged within its budget (peers have no epochs: their grids are chosen on validation):\n",
            _md_table(r.round(4)), ""]
-    md.append(("Runs that reached their epoch cap without early stopping (not converged; raise the "
-               "cap): " + ", ".join(capped) + ".\n") if capped else
-              "No trained method ran into its epoch cap: all stopped on validation.\n")
+    annealed = capped_runs(runs, annealed=True)
+    md.append(("Runs at a constant learning rate that reached their epoch cap without early stopping "
+               "(not converged; raise the cap): " + ", ".join(capped) + ".\n") if capped else
+              "No run at a constant learning rate ran into its epoch cap.\n")
+    if annealed:
+        md.append("Runs that completed their annealed learning-rate schedule (`lr_schedule`: the rate "
+                  "reaches 0 at the cap, so the cap is the schedule's length and a best epoch near it is "
+                  "expected; whether a longer schedule helps is a separate validation question): "
+                  + ", ".join(annealed) + ".\n")
     md += grid_section(ctx.input("finetune"))
     md += pretrain_section(ctx.input("pretrain"), infonce)
     md += ["## Plots\n"] + [f"![{f}]({f})\n" for f in files]
