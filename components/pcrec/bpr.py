@@ -56,6 +56,8 @@ class BPRConfig:
             raise ConfigError(f"optimizer '{self.optimizer}' unknown; use adam, sgd, adagrad or rowsgd")
         if self.lr_schedule not in ("constant", "cosine", "linear"):
             raise ConfigError(f"lr_schedule '{self.lr_schedule}' unknown; use constant, cosine or linear")
+        if self.epochs < 0 or self.batch_size < 1 or self.eval_every < 1 or self.patience < 1:
+            raise ConfigError("epochs >= 0, batch_size >= 1, eval_every >= 1 and patience >= 1 required")
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of 0-based ``epoch`` under ``lr_schedule``."""
@@ -63,8 +65,6 @@ class BPRConfig:
             return self.lr
         f = min(epoch, self.epochs) / self.epochs
         return self.lr * (0.5 * (1 + math.cos(math.pi * f)) if self.lr_schedule == "cosine" else 1 - f)
-        if self.epochs < 0 or self.batch_size < 1 or self.eval_every < 1 or self.patience < 1:
-            raise ConfigError("epochs >= 0, batch_size >= 1, eval_every >= 1 and patience >= 1 required")
 
 
 def _optimizer(name: str, params, lr: float) -> torch.optim.Optimizer | None:

@@ -150,6 +150,12 @@ def test_lr_schedule_anneals_from_lr_to_zero_at_the_epoch_cap():
         BPRConfig(lr_schedule="step")
 
 
+@pytest.mark.parametrize("bad", [{"epochs": -1}, {"batch_size": 0}, {"eval_every": 0}, {"patience": 0}])
+def test_bpr_config_refuses_out_of_range_counts(bad):
+    with pytest.raises(ConfigError, match="batch_size >= 1"):
+        BPRConfig(**bad)
+
+
 @pytest.mark.parametrize("optimizer", ["rowsgd", "adam"])
 def test_training_uses_the_scheduled_lr_of_each_epoch(optimizer):
     run, valid = _run(epochs=4, lr_schedule="linear", optimizer=optimizer)
