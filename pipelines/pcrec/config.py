@@ -266,7 +266,8 @@ class FinetuneConfig(StrictModel):
     """MF fine-tuning under the PCRec transfer modes (see pipelines/pcrec/stages/finetune.py).
 
     Budget: on the ML-1M demo (5.7k Drama users, 272k training pairs) one rowsgd epoch costs
-    ~0.25 s of CPU; 3 trained modes x 3 seeds x <= 30 epochs + validation ~1.5-2 min.
+    ~0.25-0.35 s of CPU; the demo's 3 trained modes x 2 seeds x 60 epochs (cosine schedule) +
+    validation take ~20 s of CPU per run (configs/pcrec/full.yaml: 3 seeds + a 2-point grid).
     """
 
     modes: list[Literal["direct", "pretrain_init", "generated_init", "bpr_mf"]] = Field(
