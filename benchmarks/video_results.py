@@ -80,6 +80,7 @@ def main() -> int:
                 sets = budget_sets(args.quick, args.epochs) + [f"seed={seed}", f"model.name={name}",
                                                   f"model.kwargs={json.dumps(kwargs)}"] + extra
                 cfg = load_config(PIPELINE.config_cls, DEMO_CONFIG, sets)
+                cfg.model.kwargs = dict(kwargs)   # --set merges into the demo's {width: 16}; X3D takes no width
                 t0 = time.time()
                 res = run_pipeline(PIPELINE, cfg, args.artifacts, echo=False)
                 ev = res.record["stages"]["evaluate"]["dir"]
