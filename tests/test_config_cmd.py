@@ -98,3 +98,29 @@ def test_section_defaults_come_from_the_parent(capsys):
 def test_unknown_key_is_an_error(capsys):
     assert main(["config", "pcrec", "--set", "data.source=synthetic"]) == 2
     assert "unknown key 'data.source'" in capsys.readouterr().err
+
+
+def test_extends_merges_over_the_base_file_and_refuses_a_cycle(tmp_path):
+    from pipelines.core.config import ConfigError, load_config, read_yaml
+
+    (tmp_path / "base.yaml").write_text("seed: 3\nfinetune: {seeds: [0, 1], factors: 64}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "child.yaml").write_text("extends: ../base.yaml\nfinetune: {seeds: [0, 1, 2]}\n")
+    cfg = load_config(PCRecConfig, tmp_path / "sub" / "child.yaml")
+    assert cfg.seed == 3 and cfg.finetune.seeds == [0, 1, 2] and cfg.finetune.factors == 64
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        read_yaml(tmp_path / "a.yaml")
+
+
+def test_shipped_full_pcrec_config_is_the_demo_with_three_seeds_and_the_full_grids():
+    from pipelines.core.config import load_config
+
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "pcrec"
+    demo, full = (load_config(PCRecConfig, root / f"{n}.yaml") for n in ("default", "full"))
+    assert full.finetune.seeds == [0, 1, 2] and len(full.finetune.grid) == 2
+    assert full.peers.als_reg == PCRecConfig().peers.als_reg
+    assert full.pretrain == demo.pretrain and full.finetune.train == demo.finetune.train

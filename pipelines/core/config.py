@@ -75,7 +75,9 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def read_yaml(path: str | Path) -> dict:
+def read_yaml(path: str | Path, _seen: tuple = ()) -> dict:
+    """The YAML mapping of ``path``. A top-level ``extends: other.yaml`` (relative to this file)
+    reads that file first and deep-merges this one over it (lists are replaced, not appended)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {p} does not exist — pass an existing YAML file to --config")
@@ -85,7 +87,15 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError(f"config file {p} is not valid YAML: {e}") from e
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must contain a mapping at the top level")
-    return data
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"config file {p}: extends must be one file name, got {base!r}")
+    base_path = (p.parent / base).resolve()
+    if base_path in _seen or base_path == p.resolve():
+        raise ConfigError(f"config file {p}: extends {base} forms a cycle — remove one of the extends")
+    return deep_merge(read_yaml(base_path, _seen + (p.resolve(),)), data)
 
 
 def format_validation_error(cls: type[BaseModel], err: ValidationError, source: str) -> str:
