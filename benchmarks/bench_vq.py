@@ -1,5 +1,6 @@
-"""VQ benchmarks (same run, same machine): VQ training images/s, and cached prior sampling against
-naive sampling that recomputes the whole network *and* its conditioning at every position.
+"""VQ benchmarks (same run, same machine): VQ training images/s, the prior training step's CPU time
+with the old loss path against `CausalPrior.nll`, and cached prior sampling against naive sampling
+that recomputes the whole network *and* its conditioning at every position.
 
     python benchmarks/bench_vq.py [--quick]
 
@@ -52,6 +53,39 @@ def bench_training(levels: int, steps: int, batch: int, hidden: int) -> float:
     return steps * batch / (time.perf_counter() - t0)
 
 
+def bench_prior_step(steps: int, batch: int) -> tuple[float, float]:
+    """CPU-seconds per training step of the demo's priors (configs/vq/fashion.yaml: 14x14 bottom
+    conditioned on 7x7 top codes, class-conditional, 40 channels, 4 + 4 layers, K = 512, random
+    codes), old loss path (``F.cross_entropy`` on the (B, K, H, W) logits) against
+    ``CausalPrior.nll`` (flat head, fused cross-entropy; the same function), interleaved."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    priors = build_priors(levels=2, num_codes=512, image_size=28, channels=40, layers=4, top_layers=4,
+                          attn_every=2, heads=2, dropout=0.1, cond_res=1, n_classes=10, downsample=1)
+    opt = torch.optim.Adam([p for m in priors for p in m.parameters()], lr=1e-4)
+    codes = [torch.randint(0, 512, (batch, 14, 14)), torch.randint(0, 512, (batch, 7, 7))]
+    labels = torch.randint(0, 10, (batch,))
+    paths = {"old": lambda p, c, up: F.cross_entropy(p(c, up, labels), c),
+             "new": lambda p, c, up: p.nll(c, up, labels)}
+    cpu = {k: 0.0 for k in paths}
+
+    def step(f):
+        loss = f(priors[0], codes[0], codes[1]) + f(priors[1], codes[1], None)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    for name, f in paths.items():                         # warm-up
+        step(f)
+    for _ in range(steps):
+        for name, f in paths.items():
+            c0 = time.process_time()
+            step(f)
+            cpu[name] += time.process_time() - c0
+    return cpu["old"] / steps, cpu["new"] / steps
+
+
 def _timed(fn):
     t0 = time.perf_counter()
     out = fn()
@@ -71,6 +105,10 @@ def main() -> None:
     for levels, name in ((1, "vqvae"), (2, "vqvae2")):
         ips = bench_training(levels, steps, batch, hidden)
         print(f"train {name:7s} hidden={hidden} batch={batch}: {ips:8.1f} images/s")
+
+    old, new = bench_prior_step(3 if q else 10, 64)
+    print(f"prior training step, demo shapes (14x14 + 7x7, 40 ch, batch 64): old loss path "
+          f"{old:.3f} CPU-s, CausalPrior.nll {new:.3f} CPU-s, ratio {old / new:5.2f}x")
 
     torch.manual_seed(0)
     priors = build_priors(levels=2, num_codes=512, image_size=32, channels=64, layers=6, top_layers=4,

@@ -29,6 +29,34 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class _CodeNLL(torch.autograd.Function):
+    """Mean softmax cross-entropy of logits (N, K) against targets (N,), fused: saves the logits
+    and their log-sum-exp instead of a log-softmax copy, and its backward writes
+    ``softmax - onehot`` into one new tensor (no zero-filled gradient, no second K-wide pass)."""
+
+    @staticmethod
+    def forward(ctx, logits, target):
+        lse = torch.logsumexp(logits, 1)
+        ctx.save_for_backward(logits, lse, target)
+        return (lse - logits.gather(1, target[:, None]).squeeze(1)).mean()
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        logits, lse, target = ctx.saved_tensors
+        grad = torch.sub(logits, lse[:, None]).exp_()
+        grad.scatter_add_(1, target[:, None], grad.new_full((len(target), 1), -1.0))
+        return grad.mul_(grad_out / len(target)), None
+
+
+def code_nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``F.cross_entropy(logits, target)`` for logits (N, K) and int targets (N,), cheaper on CPU
+    when K is large (the prior's 512-way head); same value and gradient up to rounding."""
+    if logits.dim() != 2 or target.shape != logits.shape[:1]:
+        raise ValueError(f"logits must be (N, K) and target (N,), got {tuple(logits.shape)} "
+                         f"and {tuple(target.shape)}")
+    return _CodeNLL.apply(logits, target)
+
+
 def shift_down(x: torch.Tensor) -> torch.Tensor:
     """Move every row one step down (row 0 becomes zeros)."""
     return F.pad(x, (0, 0, 1, 0))[:, :, :-1, :]
@@ -233,6 +261,14 @@ class CausalPrior(nn.Module):
 
     def forward_embedded(self, x: torch.Tensor, conds=None) -> torch.Tensor:
         """Logits (B, K, H, W) from an embedded input (B, C, H, W) and precomputed conditioning."""
+        return self.head(self.trunk(x, conds))
+
+    def forward(self, codes: torch.Tensor, cond_codes=None, labels=None) -> torch.Tensor:
+        """Logits (B, K, H, W) for integer codes (B, H, W)."""
+        return self.forward_embedded(self.embed(codes), self.condition(cond_codes, labels))
+
+    def trunk(self, x: torch.Tensor, conds=None) -> torch.Tensor:
+        """Features (B, C, H, W) before the output head, from an embedded input."""
         v = h = x
         for i, layer in enumerate(self.layers):
             cv, ch = conds[i] if conds is not None else (None, None)
@@ -241,12 +277,21 @@ class CausalPrior(nn.Module):
             a = self.attn_after(i)
             if a is not None:
                 h, _ = self.attn[a](h, x)
-        return self.head(h)
+        return h
 
-    def forward(self, codes: torch.Tensor, cond_codes=None, labels=None) -> torch.Tensor:
-        """Logits (B, K, H, W) for integer codes (B, H, W)."""
-        return self.forward_embedded(self.embed(codes), self.condition(cond_codes, labels))
+    def flat_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """The head on features (B, C, H, W) as logits (B*H*W, K), positions in raster order.
+
+        The same function as ``self.head`` (its 1x1 convolutions' weights, applied as matrix
+        products on position-major features): the K-way softmax then runs over contiguous rows
+        instead of a dimension strided by H*W (docs/vq.md, Speed)."""
+        _, c1, _, c2 = self.head
+        z = F.relu(h).permute(0, 2, 3, 1).reshape(-1, h.shape[1])
+        z = F.relu(F.linear(z, c1.weight.flatten(1), c1.bias))
+        return F.linear(z, c2.weight.flatten(1), c2.bias)
 
     def nll(self, codes: torch.Tensor, cond_codes=None, labels=None) -> torch.Tensor:
-        """Mean negative log-likelihood per code, in nats."""
-        return F.cross_entropy(self(codes, cond_codes, labels), codes)
+        """Mean negative log-likelihood per code, in nats (= ``F.cross_entropy(self(codes, ...),
+        codes)``, computed with the flat head and a fused softmax cross-entropy)."""
+        h = self.trunk(self.embed(codes), self.condition(cond_codes, labels))
+        return code_nll(self.flat_logits(h), codes.reshape(-1))

@@ -139,3 +139,38 @@ def test_three_level_priors_and_sampling():
     assert len(losses) == 3 and all(torch.isfinite(l) for l in losses)
     x, c = ancestral_sample(vq, priors, 3, seed=1)
     assert x.shape == (3, 1, 16, 16) and [t.shape[1:] for t in c] == [(4, 4), (2, 2), (1, 1)]
+
+
+@pytest.mark.parametrize("kw", [PIXELCNN, SNAIL], ids=["gated_pixelcnn", "pixelsnail"])
+def test_fast_nll_equals_cross_entropy_of_the_full_forward(kw):
+    """`CausalPrior.nll` (flat head + fused softmax cross-entropy) computes the same function as
+    ``F.cross_entropy(prior(codes), codes)``: same value and same gradient for every weight."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(5)
+    spec = PriorSpec(**{**kw, "dropout": 0.0})
+    prior = CausalPrior(spec)
+    cc, lab = _inputs(spec, n=3)
+    x = torch.randint(0, spec.num_codes, (3,) + spec.shape)
+    ref = F.cross_entropy(prior(x, cc, lab), x)
+    g_ref = torch.autograd.grad(ref, list(prior.parameters()))
+    fast = prior.nll(x, cc, lab)
+    g_fast = torch.autograd.grad(fast, list(prior.parameters()))
+    assert torch.allclose(fast, ref, atol=1e-6)
+    for (name, _), a, b in zip(prior.named_parameters(), g_fast, g_ref):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-5), name
+
+
+def test_code_nll_matches_cross_entropy_and_checks_shapes():
+    import torch.nn.functional as F
+
+    from components.vq.prior import code_nll
+
+    torch.manual_seed(6)
+    z = torch.randn(50, 17, dtype=torch.float64, requires_grad=True)
+    t = torch.randint(0, 17, (50,))
+    (g1,) = torch.autograd.grad(3 * code_nll(z, t), z)
+    (g2,) = torch.autograd.grad(3 * F.cross_entropy(z, t), z)
+    assert torch.allclose(code_nll(z, t), F.cross_entropy(z, t)) and torch.allclose(g1, g2)
+    with pytest.raises(ValueError, match="logits must be"):
+        code_nll(z[None], t)
