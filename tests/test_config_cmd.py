@@ -122,5 +122,9 @@ def test_shipped_full_pcrec_config_is_the_demo_with_three_seeds_and_the_full_gri
     root = Path(__file__).resolve().parents[1] / "configs" / "pcrec"
     demo, full = (load_config(PCRecConfig, root / f"{n}.yaml") for n in ("default", "full"))
     assert full.finetune.seeds == [0, 1, 2] and len(full.finetune.grid) == 2
-    assert full.peers.als_reg == PCRecConfig().peers.als_reg
+    assert set(demo.peers.als_reg) < set(full.peers.als_reg)     # the demo cuts the ALS grid
     assert full.pretrain == demo.pretrain and full.finetune.train == demo.finetune.train
+    for n in ("sparse", "cold"):   # the scenarios: the demo + their split, 3 seeds, the full peer grids
+        sc = load_config(PCRecConfig, root / f"{n}.yaml")
+        assert sc.split.scenario == n and sc.finetune.seeds == [0, 1, 2] and sc.peers.als_reg == full.peers.als_reg
+        assert sc.pretrain == demo.pretrain and sc.finetune.train == demo.finetune.train

@@ -186,6 +186,7 @@ def run_all(ctx, specs: list[RunSpec], data: dict, inits: dict, *, trainer, thre
     out = [load_state(result_path(scratch, s.key)) for s in specs]
     for r in out:  # factors are saved as tensors (weights_only loading); callers use arrays
         r["U"], r["V"] = r["U"].numpy(), r["V"].numpy()
+        r["train_pairs"] = int(len(data["train_u"]))   # one epoch = this many positive-pair updates
     return out
 
 
@@ -228,6 +229,8 @@ def write_results(ctx, results: list[dict]) -> None:
                      "best_valid_ndcg10": float(r["best_valid_ndcg10"]),
                      "diverged": bool(div),
                      "epochs_run": len([h for h in r["history"] if h["epoch"] > 0]),
+                     "pair_updates": len([h for h in r["history"] if h["epoch"] > 0])
+                                     * int(r.get("train_pairs", 0)),
                      "epoch_cap": int(r["spec"]["bpr"]["epochs"]) if r["spec"].get("train", True) else 0,
                      "lr_schedule": str(r["spec"]["bpr"].get("lr_schedule", "constant")),
                      "train_s": float(sum(h["train_s"] for h in r["history"])),

@@ -309,6 +309,10 @@ class LightGCNConfig(StrictModel):
 class JointMFConfig(StrictModel):
     negatives_within_domain: bool = Field(True, description="draw each negative from the positive's domain")
     train: BPRTrainConfig | None = Field(None, description="None = finetune.train")
+    budget: Literal["epochs", "updates"] = Field(
+        "epochs", description="epochs: the train section's epochs over the merged pairs (more positive-pair "
+                              "updates than a target-only run); updates: epochs scaled by target pairs / "
+                              "merged pairs, so joint MF makes as many pair updates as a target-only run")
 
 
 class BaselinesConfig(StrictModel):
@@ -349,14 +353,24 @@ class PeersConfig(StrictModel):
     itemknn_shrink: list[float] = Field(default_factory=lambda: [0.0, 10.0, 100.0],
                                         description="ItemKNN cosine shrink terms tried")
     als_factors: list[int] = Field(default_factory=lambda: [64, 128], description="ALS factor sizes tried")
-    als_reg: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0], description="ALS L2 weights tried")
+    als_reg: list[float] = Field(default_factory=lambda: [1.0, 10.0, 100.0], description="ALS L2 weights tried")
     als_iterations: list[int] = Field(default_factory=lambda: [10, 20], description="ALS sweeps tried")
-    als_alpha: float = Field(1.0, gt=0, description="ALS confidence scale (confidence = 1 + alpha * x)")
+    als_alpha: list[float] = Field(default_factory=lambda: [1.0, 5.0, 20.0],
+                                   description="ALS confidence scales tried (confidence = 1 + alpha * x); "
+                                               "a single number is one grid point")
     emcdr_map_reg: list[float] = Field(default_factory=lambda: [1.0, 10.0, 100.0],
                                        description="emcdr: ridge weights of the source->target map tried "
-                                                   "(ALS grid: peers.als_factors x peers.als_reg, max als_iterations)")
+                                                   "(ALS grid: peers.als_factors x peers.als_reg x peers.als_alpha, max als_iterations)")
     max_items: int = Field(5000, ge=1, description="item-item peers (itemknn, ease, ease_joint) are "
                                                    "skipped, with a note, above this many items (dense n^2)")
+
+    @field_validator("als_alpha", mode="before")
+    @classmethod
+    def _alpha_grid(cls, v):
+        v = [v] if isinstance(v, (int, float)) else v
+        if not v or any(float(a) <= 0 for a in v):
+            raise ValueError(f"ALS confidence scales must be > 0 and at least one is needed, got {v}")
+        return v
 
 
 class EvaluateConfig(StrictModel):

@@ -89,11 +89,11 @@ def rec_config(**over):
             train=C.BPRTrainConfig(epochs=6, batch_size=128, eval_every=1, patience=10),
             trainer={"num_workers": 0}),
         baselines=C.BaselinesConfig(
-            threads=1, trainer={"num_workers": 0},
+            threads=1, trainer={"num_workers": 0}, joint_mf={"budget": "updates"},
             lightgcn={"train": C.BPRTrainConfig(optimizer="adam", lr=0.02, reg=1e-4, epochs=4,
                                                 batch_size=256, eval_every=1)}),
         peers=C.PeersConfig(ease_lambda=[1.0, 10.0], itemknn_k=[5, 10], itemknn_shrink=[0.0],
-                            als_factors=[4], als_reg=[0.1], als_iterations=[3, 6]),
+                            als_factors=[4], als_reg=[0.1], als_iterations=[3], als_alpha=[1.0, 5.0]),
         evaluate=C.EvaluateConfig(sampled_negatives=10),
         recommend=C.RecommendConfig(k=5),
         report=C.ReportConfig(),

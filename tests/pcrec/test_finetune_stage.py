@@ -3,6 +3,7 @@ real Parquet artifacts and real Ray Train in local mode (num_workers=0; the work
 pipelines.core.train is covered by tests/core/test_train.py)."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -97,7 +98,14 @@ def test_chain_finetune_to_report(world, tmp_path, ray_local):
     assert V2.shape[1] == DIM + 1 and not np.allclose(V2[:, :DIM], Ti)   # fine-tuned, + item bias
 
     bl = _run(run_baselines, "baselines", store, inputs, cfg, tmp_path)
-    assert sorted(set(bl.df("runs").method)) == ["joint_mf", "lightgcn"]
+    bruns = bl.df("runs")
+    assert sorted(set(bruns.method)) == ["joint_mf", "lightgcn"]
+    # joint_mf.budget = updates: its epochs shrink by target pairs / merged pairs, so it makes
+    # (to an epoch's rounding) as many positive-pair updates as a target-only run of 6 epochs
+    jm, bm = bruns[bruns.method == "joint_mf"].iloc[0], runs[runs.method == "bpr_mf"].iloc[0]
+    assert jm.epoch_cap < 6 and jm.pair_updates > 0
+    per_epoch = jm.pair_updates / jm.epochs_run
+    assert abs(jm.epoch_cap * per_epoch - 6 * bm.pair_updates / bm.epochs_run) <= per_epoch / 2
     pe = _run(run_peers, "peers", store, inputs, cfg, tmp_path)
     peer_names = {"peer_pop", "peer_itemknn", "peer_ease", "peer_ease_joint", "peer_als", "peer_als_joint"}
     pruns = pe.df("runs")
@@ -105,6 +113,7 @@ def test_chain_finetune_to_report(world, tmp_path, ray_local):
     assert (pruns.family == "peer").all() and (pruns.best_valid_ndcg10 > 0).all()
     grid = pe.df("grid")
     assert len(grid[grid.method == "peer_als"]) == 2 and len(grid[grid.method == "peer_ease"]) == 2
+    assert sorted(grid[grid.method == "peer_als"].params.map(lambda p: json.loads(p)["alpha"])) == [1.0, 5.0]
     best = grid.groupby("method").valid_ndcg10.max()    # the chosen point is the grid's best
     seed0 = pruns[pruns.seed == 0].set_index("method").best_valid_ndcg10
     assert np.allclose(best.reindex(seed0.index), seed0)

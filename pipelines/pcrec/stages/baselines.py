@@ -14,6 +14,8 @@ stage writes the same tables as finetune (``embeddings``, ``curves``, ``runs``),
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -49,6 +51,18 @@ def joint_data(ctx, td: TargetData, within_domain: bool, factors: int) -> dict:
             "out_users": joint_uid["target"]}
 
 
+def joint_budget(bpr, target_pairs: int, joint_pairs: int):
+    """``bpr`` with its epochs (and evaluation interval) scaled by ``target_pairs / joint_pairs``.
+
+    ``baselines.joint_mf.budget: updates``: joint MF then makes as many positive-pair updates
+    (epochs x training pairs) as a target-only run with ``bpr``'s epochs, rounded to the nearest
+    epoch; an annealed schedule spans the scaled epochs.
+    """
+    ratio = target_pairs / max(joint_pairs, 1)
+    epochs = max(1, round(bpr.epochs * ratio))
+    return replace(bpr, epochs=epochs, eval_every=max(1, min(bpr.eval_every, epochs)))
+
+
 def run_baselines(ctx) -> None:
     """Stage body (kind="driver")."""
     cfg, ft = ctx.cfg.baselines, ctx.cfg.finetune
@@ -66,11 +80,14 @@ def run_baselines(ctx) -> None:
             data = target
         else:
             bpr = bpr_config(cfg.joint_mf.train or ft.train)
+            data = joint_data(ctx, td, cfg.joint_mf.negatives_within_domain, ft.factors)
+            if cfg.joint_mf.budget == "updates":   # as many pair updates as a target-only run
+                bpr = joint_budget(bpr, len(td.train_u), len(data["train_u"]))
             specs = [RunSpec(method="joint_mf", seed=int(s), bpr=bpr, model="mf",
                              init_std=ft.init_std, item_bias=ft.item_bias) for s in seeds]
-            data = joint_data(ctx, td, cfg.joint_mf.negatives_within_domain, ft.factors)
-            ctx.log("joint MF: %d users, %d items, %d training pairs", data["n_users"],
-                    data["n_items"], len(data["train_u"]))
+            ctx.log("joint MF: %d users, %d items, %d training pairs, %d epochs (budget: %s)",
+                    data["n_users"], data["n_items"], len(data["train_u"]), bpr.epochs,
+                    cfg.joint_mf.budget)
         results += run_all(ctx, specs, data, {}, trainer=cfg.trainer, threads=cfg.threads,
                            checkpoint_every=cfg.checkpoint_every, name=method)
     write_results(ctx, results)

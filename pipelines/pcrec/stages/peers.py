@@ -52,12 +52,14 @@ def _grid(cfg, name: str) -> list[dict]:
     if name == "itemknn":
         return [{"k": int(k), "shrink": float(s)} for k, s in itertools.product(cfg.itemknn_k, cfg.itemknn_shrink)]
     if name == "emcdr":
-        return [{"factors": int(f), "reg": float(r), "iterations": int(max(cfg.als_iterations)),
-                 "map_reg": float(m)}
-                for f, r, m in itertools.product(cfg.als_factors, cfg.als_reg, cfg.emcdr_map_reg)]
+        return [{"factors": int(f), "reg": float(r), "alpha": float(a),
+                 "iterations": int(max(cfg.als_iterations)), "map_reg": float(m)}
+                for f, r, a, m in itertools.product(cfg.als_factors, cfg.als_reg, cfg.als_alpha,
+                                                    cfg.emcdr_map_reg)]
     if name in ("als", "als_joint"):
-        return [{"factors": int(f), "reg": float(r), "iterations": int(i)}
-                for f, r, i in itertools.product(cfg.als_factors, cfg.als_reg, cfg.als_iterations)]
+        return [{"factors": int(f), "reg": float(r), "alpha": float(a), "iterations": int(i)}
+                for f, r, a, i in itertools.product(cfg.als_factors, cfg.als_reg, cfg.als_alpha,
+                                                    cfg.als_iterations)]
     return [{}]
 
 
@@ -101,11 +103,11 @@ def run_peers(ctx) -> None:
         """Factors of peer ``name`` with params ``p``, in target users x target items."""
         if name == "emcdr":
             Xs, ss, st = emcdr_data
-            key = (p["factors"], p["reg"], p["iterations"], seed)
+            key = (p["factors"], p["reg"], p["alpha"], p["iterations"], seed)
             if key not in als_cache:   # one pair of ALS fits serves every map_reg
                 als_cache.clear()
-                Us, _ = P.als(Xs, p["factors"], p["reg"], p["iterations"], cfg.als_alpha, seed, threads)
-                als_cache[key] = (Us, *P.als(X, p["factors"], p["reg"], p["iterations"], cfg.als_alpha,
+                Us, _ = P.als(Xs, p["factors"], p["reg"], p["iterations"], p["alpha"], seed, threads)
+                als_cache[key] = (Us, *P.als(X, p["factors"], p["reg"], p["iterations"], p["alpha"],
                                               seed, threads))
             Us, Ut, Vt = als_cache[key]
             has_t = np.asarray(X.getnnz(axis=1) > 0)
@@ -117,12 +119,12 @@ def run_peers(ctx) -> None:
         if name == "ease":
             return P.item_item_factors(X, P.ease(X, p["lambda"]))
         if name == "als":
-            return P.als(X, p["factors"], p["reg"], p["iterations"], cfg.als_alpha, seed, threads)
+            return P.als(X, p["factors"], p["reg"], p["iterations"], p["alpha"], seed, threads)
         Xj, tgt, out = joint
         if name == "ease_joint":
             U, V = P.item_item_factors(Xj[out], P.ease(Xj, p["lambda"]), cols=tgt)
             return U, V
-        U, V = P.als(Xj, p["factors"], p["reg"], p["iterations"], cfg.als_alpha, seed, threads)
+        U, V = P.als(Xj, p["factors"], p["reg"], p["iterations"], p["alpha"], seed, threads)
         return U[out], V[tgt]
 
     tables, runs, grid = [], [], []

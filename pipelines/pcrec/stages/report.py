@@ -408,16 +408,20 @@ def run_report(ctx) -> None:
         st.columns = [f"{c} ({n.get(c, 0)} users)" for c in st.columns]
         md += ["Test NDCG@10 gain over BPR-MF, full protocol, by user group (shared users carry "
                "the source-domain knowledge; target-only users get none directly):\n", _md_table(st), ""]
-    for col in ("epochs_run", "epoch_cap"):
+    for col in ("epochs_run", "epoch_cap", "pair_updates"):
         if col not in runs.columns:
             runs[col] = np.nan
+    runs["pair_updates_M"] = runs["pair_updates"] / 1e6
     r = runs.groupby("method").agg(best_valid_ndcg10=("best_valid_ndcg10", "mean"),
                                    best_epoch=("best_epoch", "mean"), epochs_run=("epochs_run", "mean"),
-                                   epoch_cap=("epoch_cap", "max"), train_s=("train_s", "sum"))
+                                   epoch_cap=("epoch_cap", "max"), pair_updates_M=("pair_updates_M", "mean"),
+                                   train_s=("train_s", "sum"))
     capped = capped_runs(runs)
     md += ["Validation (model selection) and training effort, mean over seeds. Every trained model "
            "early-stops on validation NDCG@10; best_epoch / epochs_run / epoch_cap show whether it "
-           "converged within its budget (peers have no epochs: their grids are chosen on validation):\n",
+           "converged within its budget; pair_updates_M = millions of positive-pair SGD updates (epochs run "
+           "x training pairs; joint MF's pairs span both domains, see `baselines.joint_mf.budget`; peers "
+           "have no epochs: their grids are chosen on validation):\n",
            _md_table(r.round(4)), ""]
     annealed = capped_runs(runs, annealed=True)
     md.append(("Runs at a constant learning rate that reached their epoch cap without early stopping "
