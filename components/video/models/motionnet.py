@@ -150,15 +150,18 @@ class MotionNet(nn.Module):
 
 #: the reference's loss settings (multiframe_MotionNet/train.prototxt): photometric Charbonnier
 #: alpha 0.4, beta 255 (frames in [0, 1]) and smoothness alpha 0.3 at weight 1 on every scale;
-#: smoothness beta and SSIM weight depend on the scale's resolution r (1/32 .. 1/2 there):
-#: beta = 20 r (0.625 .. 10) and SSIM weight 0.005 / r (0.16 .. 0.01); border ratio 0.1.
-PAPER_LOSS = {"photo_alpha": 0.4, "photo_beta": 255.0, "smooth_alpha": 0.3, "smooth_beta_per_res": 20.0,
+#: SSIM weight 0.005 / r for a scale of resolution r (1/32 .. 1/2 there: 0.16 .. 0.01); border
+#: ratio 0.1. Smoothness beta 1 on flow in pixels of its scale: the reference's network outputs
+#: flow in units of 1/20 full-resolution pixel at every scale (FlowNet's convention) and scales it
+#: by 20 r (its ``FlowScale`` layers, 0.625 .. 10) into pixels of the scale before warping, while
+#: its smoothness Charbonnier takes the unscaled output with beta 20 r — i.e. beta 1 on pixels.
+PAPER_LOSS = {"photo_alpha": 0.4, "photo_beta": 255.0, "smooth_alpha": 0.3, "smooth_beta": 1.0,
               "ssim_weight_per_res": 0.005, "border_ratio": 0.1, "eps": 1e-3}
 
 
 def unsupervised_flow_losses(frames: torch.Tensor, flows: list[torch.Tensor], *, border_ratio: float = 0.1,
                              photo_alpha: float = 0.4, photo_beta: float = 255.0, smooth_alpha: float = 0.3,
-                             smooth_beta_per_res: float = 20.0, ssim_weight_per_res: float = 0.005,
+                             smooth_beta: float = 1.0, ssim_weight_per_res: float = 0.005,
                              eps: float = 1e-3) -> dict:
     """MotionNet's unsupervised training signal, summed over the scales of ``flows``.
 
@@ -169,11 +172,11 @@ def unsupervised_flow_losses(frames: torch.Tensor, flows: list[torch.Tensor], *,
 
     * ``photometric``: Charbonnier(alpha 0.4, beta 255) of the difference, border-masked;
     * ``ssim``: (0.005 / r) x the windowed SSIM loss (:func:`ssim_loss`) of warped vs target;
-    * ``smoothness``: Charbonnier(alpha 0.3, beta 20 r) of the forward differences of u and of v
-      (:func:`flow_deltas`), border-masked, u and v terms added.
+    * ``smoothness``: Charbonnier(alpha 0.3, beta 1) of the forward differences (in pixels of the
+      scale) of u and of v (:func:`flow_deltas`), border-masked, u and v terms added.
 
     Defaults are the reference's (:data:`PAPER_LOSS`; its scales are 1/32 .. 1/2 of a 224 input,
-    ours 1/8 .. 1 — the resolution rules above carry its numbers over).
+    ours 1/8 .. 1 — the resolution rule above carries its SSIM weights over).
     """
     photo, smooth, ssim = 0.0, 0.0, 0.0
     for flow in flows:
@@ -192,5 +195,5 @@ def unsupervised_flow_losses(frames: torch.Tensor, flows: list[torch.Tensor], *,
         photo = photo + p * charbonnier(cur - warped, photo_alpha, photo_beta, eps, mask)
         ssim = ssim + (ssim_weight_per_res / r) * p * ssim_loss(warped, cur)
         for comp in (fl[:, :1], fl[:, 1:]):
-            smooth = smooth + p * charbonnier(flow_deltas(comp), smooth_alpha, smooth_beta_per_res * r, eps, mask)
+            smooth = smooth + p * charbonnier(flow_deltas(comp), smooth_alpha, smooth_beta, eps, mask)
     return {"photometric": photo, "smoothness": smooth, "ssim": ssim}
