@@ -179,12 +179,22 @@ I3D release's TF 'SAME' pooling on even sizes; s3d keeps torchvision S3D's padde
 Charbonnier ((beta x)^2 + eps^2)^alpha with alpha 0.4, beta 255, eps 1e-3 on frame t minus the
 warped frame t+1, masked by a 10% border band; SSIM over Gaussian-weighted 8x8 windows at stride 8
 (c1 1e-4, c2 1e-3), loss = sum of (1 - SSIM); smoothness Charbonnier (alpha 0.3) of the forward
-differences of u and v, border-masked. Per-scale weights follow the reference's rule by
-resolution r (its scales are 1/32 .. 1/2, ours 1/8 .. 1): smoothness beta 20 r, SSIM weight
-0.005 / r in pre-training and 0.0005 / r end to end (its end-to-end prototxt divides them by 10).
+differences of u and v, border-masked. Units and per-scale weights (r = a scale's resolution; the
+reference's scales are 1/32 .. 1/2, ours 1/8 .. 1): the reference's network outputs flow in 1/20
+full-resolution pixel at every scale and multiplies it by 20 r (its `FlowScale` layers) into
+pixels of the scale before warping, while its smoothness Charbonnier takes the unscaled output
+with beta 20 r, i.e. beta 1 on flow in pixels of the scale. Our MotionNet outputs pixels of each
+scale directly, so the smoothness beta is 1 at every scale (it was 20 r on pixels until
+2026-12-02: a beta 2.5-20x too large, see below). SSIM weight 0.005 / r in pre-training and 0.0005 / r
+end to end (its end-to-end prototxt divides them by 10).
 Deviations: no LRN normalisation of the images before the photometric terms (the reference
-applies one); a masked Charbonnier is averaged over the valid pixels (the reference divides by
-batch x the mask's element count over all channels). The `pretrain` stage trains MotionNet alone
+applies one); the frames are resized to each scale by plain bilinear interpolation (the
+reference's `Downsample` averages over the footprint, a tent filter); a masked Charbonnier is
+averaged over the valid pixels (the reference divides by batch x the mask's element count over
+all channels, i.e. an extra 1 / batch). Because of that normalisation, the reference's SSIM term
+weighs 3 x pairs x batch times more against its photometric and smoothness terms than ours
+(480x at its 10 pairs and batch 16; by reading its layers, not measured); here SSIM is under 1%
+of the objective. Not changed. The `pretrain` stage trains MotionNet alone
 on these losses (`motionnet.epochs`, default 2) before the train stage's end-to-end training.
 Results of hidden two-stream in README predate these losses and were not re-run.
 
