@@ -53,37 +53,44 @@ def bench_training(levels: int, steps: int, batch: int, hidden: int) -> float:
     return steps * batch / (time.perf_counter() - t0)
 
 
-def bench_prior_step(steps: int, batch: int) -> tuple[float, float]:
+def bench_prior_step(steps: int, batch: int, small_batch: int = 16) -> dict[str, float]:
     """CPU-seconds per training step of the demo's priors (configs/vq/fashion.yaml: 14x14 bottom
     conditioned on 7x7 top codes, class-conditional, 40 channels, 4 + 4 layers, K = 512, random
-    codes), old loss path (``F.cross_entropy`` on the (B, K, H, W) logits) against
-    ``CausalPrior.nll`` (flat head, fused cross-entropy; the same function), interleaved."""
+    codes), interleaved in one process: the old loss path (``F.cross_entropy`` on the (B, K, H, W)
+    logits) and ``CausalPrior.nll`` (flat head, fused cross-entropy; the same function) at
+    ``batch``, and ``nll`` at ``small_batch`` (the demo's prior batch; per-step cost for the
+    schedule's CPU budget, docs/vq.md "Prior schedule")."""
     import torch.nn.functional as F
 
     torch.manual_seed(0)
     priors = build_priors(levels=2, num_codes=512, image_size=28, channels=40, layers=4, top_layers=4,
                           attn_every=2, heads=2, dropout=0.1, cond_res=1, n_classes=10, downsample=1)
     opt = torch.optim.Adam([p for m in priors for p in m.parameters()], lr=1e-4)
-    codes = [torch.randint(0, 512, (batch, 14, 14)), torch.randint(0, 512, (batch, 7, 7))]
-    labels = torch.randint(0, 10, (batch,))
-    paths = {"old": lambda p, c, up: F.cross_entropy(p(c, up, labels), c),
-             "new": lambda p, c, up: p.nll(c, up, labels)}
-    cpu = {k: 0.0 for k in paths}
+    data = {b: ([torch.randint(0, 512, (b, 14, 14)), torch.randint(0, 512, (b, 7, 7))],
+                torch.randint(0, 10, (b,))) for b in (batch, small_batch)}
+    old = lambda p, c, up, lab: F.cross_entropy(p(c, up, lab), c)
+    new = lambda p, c, up, lab: p.nll(c, up, lab)
+    cases = {f"old B{batch}": (old, batch), f"nll B{batch}": (new, batch),
+             f"nll B{small_batch}": (new, small_batch)}
+    cpu = {k: 0.0 for k in cases}
 
-    def step(f):
-        loss = f(priors[0], codes[0], codes[1]) + f(priors[1], codes[1], None)
+    def step(f, b):
+        codes, labels = data[b]
+        loss = f(priors[0], codes[0], codes[1], labels) + f(priors[1], codes[1], None, labels)
         opt.zero_grad()
         loss.backward()
         opt.step()
 
-    for name, f in paths.items():                         # warm-up
-        step(f)
+    for f, b in cases.values():                          # warm-up
+        step(f, b)
     for _ in range(steps):
-        for name, f in paths.items():
+        for name, (f, b) in cases.items():
+            reps = max(batch // b, 1)                    # as many images per timing as batch
             c0 = time.process_time()
-            step(f)
-            cpu[name] += time.process_time() - c0
-    return cpu["old"] / steps, cpu["new"] / steps
+            for _ in range(reps):
+                step(f, b)
+            cpu[name] += (time.process_time() - c0) / reps
+    return {k: v / steps for k, v in cpu.items()}
 
 
 def _timed(fn):
@@ -106,9 +113,11 @@ def main() -> None:
         ips = bench_training(levels, steps, batch, hidden)
         print(f"train {name:7s} hidden={hidden} batch={batch}: {ips:8.1f} images/s")
 
-    old, new = bench_prior_step(3 if q else 10, 64)
-    print(f"prior training step, demo shapes (14x14 + 7x7, 40 ch, batch 64): old loss path "
-          f"{old:.3f} CPU-s, CausalPrior.nll {new:.3f} CPU-s, ratio {old / new:5.2f}x")
+    c = bench_prior_step(3 if q else 10, 64)
+    print("prior training step, demo shapes (14x14 + 7x7, 40 ch), CPU-s per step: "
+          + ", ".join(f"{k} {v:.3f}" for k, v in c.items())
+          + f"; old/nll at batch 64 {c['old B64'] / c['nll B64']:5.2f}x; "
+          f"720 x B16 vs 200 x B64 old: {720 * c['nll B16'] / (200 * c['old B64']):5.2f}x CPU")
 
     torch.manual_seed(0)
     priors = build_priors(levels=2, num_codes=512, image_size=32, channels=64, layers=6, top_layers=4,
