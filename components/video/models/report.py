@@ -196,7 +196,7 @@ weighs 3 x pairs x batch times more against its photometric and smoothness terms
 (480x at its 10 pairs and batch 16; by reading its layers, not measured); here SSIM is under 1%
 of the objective. Not changed. The `pretrain` stage trains MotionNet alone
 on these losses (`motionnet.epochs`, default 2) before the train stage's end-to-end training.
-Results of hidden two-stream in README predate these losses and were not re-run.
+Hidden two-stream's result with the fixed losses: `docs/video.md`, results (README's line predates it).
 
 Scale against the cross-entropy: the losses are computed on the clip mapped back to [0, 1]
 (`HiddenTwoStream.unit_frames`; the builder's `input_norm`, which the video pipeline sets from
