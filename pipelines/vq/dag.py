@@ -35,8 +35,8 @@ PIPELINE = Pipeline(
               config_keys=("sample",), version=2, description="ancestral samples + grid (batches seeded by index)"),
         Stage("evaluate", run_evaluate,
               inputs=("ingest", "train_vq", "extract_codes", "train_priors", "train_classifier", "sample"),
-              config_keys=("evaluate", "classifier"), version=2,
+              config_keys=("evaluate", "classifier"), version=3,
               description="NMSE, perplexity, bits/dim; rejection judged by the scorer: FID, CAS, PR, acceptance curve"),
         Stage("report", run_report, inputs=("train_vq", "train_priors", "sample", "evaluate"),
-              version=3, description="report.md with the grids and curves"),
+              version=4, description="report.md with the grids and curves"),
     ])

@@ -64,6 +64,19 @@ def test_cas_on_real_data_equals_the_classifiers_accuracy():
     assert np.isnan(classification_accuracy_score(x, torch.full_like(y, -1), xt, yt, 2, **kw))
 
 
+def test_cas_steps_give_a_small_set_as_many_updates_as_a_large_one():
+    """With ``steps`` a set of 16 runs more epochs (here 4 x 5 = 20 steps at batch 16, one step per
+    epoch of 16 images) instead of 5 steps: the same as fitting with epochs=20 by hand."""
+    x, y = _toy(16, 0)
+    xt, yt = _toy(32, 1)
+    kw = dict(width=4, epochs=5, batch_size=16, lr=1e-2, seed=3)
+    by_hand = accuracy(fit_classifier(x, y, 2, **{**kw, "epochs": 20}), xt, yt)
+    assert classification_accuracy_score(x, y, xt, yt, 2, steps=20, **kw) == by_hand
+    # a set that already gets the steps keeps its epochs
+    assert classification_accuracy_score(x, y, xt, yt, 2, steps=3, **kw) == \
+        classification_accuracy_score(x, y, xt, yt, 2, **kw)
+
+
 def test_the_scorer_is_never_the_filter():
     x, y = _toy(64, 0)
     a, b = split_halves(len(x), seed=0)

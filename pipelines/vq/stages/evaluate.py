@@ -101,7 +101,7 @@ def honest_lines(m: dict) -> list[str]:
                 f"real reference {f(m.get('cas_real_reference'), True)}",
                 f"random subset of {m.get('control_count')} samples (control for the accepted set): FID "
                 f"{f(m.get('fid_control'))}, precision/recall {f(m.get('precision_control'))}/"
-                f"{f(m.get('recall_control'))}"]
+                f"{f(m.get('recall_control'))}, CAS {f(m.get('cas_control'), True)}"]
     return out
 
 
@@ -153,8 +153,13 @@ def _sample_metrics(ctx, m: dict, info: dict, s, xt, yt, xr, yr) -> list[dict]:
              sample_accuracy_before=float(correct.float().mean()),
              sample_accuracy_after=float(correct[keep].float().mean()) if keep.any() else float("nan"),
              filter_self_accuracy_after=r.accuracy_after)
-    fit_kw = dict(width=cfg.classifier.width, epochs=cfg.classifier.epochs,
-                  batch_size=cfg.classifier.batch_size, lr=cfg.classifier.lr, seed=ctx.seed)
+    # every CAS classifier gets as many optimizer steps as the one on all samples (a smaller set
+    # runs more epochs), so a small accepted set is not scored low merely for fewer updates
+    bs = cfg.classifier.batch_size
+    fit_kw = dict(width=cfg.classifier.width, epochs=cfg.classifier.epochs, batch_size=bs,
+                  lr=cfg.classifier.lr, seed=ctx.seed,
+                  steps=cfg.classifier.epochs * math.ceil(len(xs) / bs))
+    m["cas_steps"] = fit_kw["steps"]
     m["cas_before"] = classification_accuracy_score(xs, intended, xt, yt, n_classes, **fit_kw)
     m["cas_real_reference"] = classification_accuracy_score(xr[ref], yr[ref], xt, yt, n_classes, **fit_kw)
     m["cas_after"] = (classification_accuracy_score(xs[keep], intended[keep], xt, yt, n_classes, **fit_kw)
@@ -170,6 +175,9 @@ def _sample_metrics(ctx, m: dict, info: dict, s, xt, yt, xr, yr) -> list[dict]:
     m["fid_control"] = frechet_distance(real_feats, s_feats[ctrl])
     pc, rc = precision_recall(real_feats, s_feats[ctrl], ev.k) if len(ctrl) else (float("nan"),) * 2
     m.update(precision_control=pc, recall_control=rc)
+    c = torch.from_numpy(ctrl)
+    m["cas_control"] = (classification_accuracy_score(xs[c], intended[c], xt, yt, n_classes, **fit_kw)
+                        if len(ctrl) >= 2 else float("nan"))
     kept = pix[keep.numpy()]
     if len(kept):
         save_grid(ctx.out.path("accepted.png"), kept[:100], ncol=10)

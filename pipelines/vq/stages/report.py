@@ -97,7 +97,8 @@ def _honest_section(m: dict, curve: list[dict], have_plot: bool) -> list[str]:
            f"{m['scorer_train_images']} images, another seed, test accuracy {_pct(m['scorer_test_accuracy'])}) "
            f"grades the samples and gives the feature space of FID and precision / recall "
            f"({m['fid_real_count']} real test images). CAS trains a fresh classifier on the samples only "
-           "and tests it on the real test images.", "",
+           f"and tests it on the real test images; every CAS classifier gets the same {m.get('cas_steps', 'n/a')} "
+           "optimizer steps (a smaller set runs more epochs).", "",
            f"The last column is the same measurement on {m.get('real_reference_count', 'n/a')} real training "
            "images instead of samples (what a perfect generator would get at this count: the metric's floor "
            "or ceiling, not zero).", "",
@@ -118,7 +119,7 @@ def _honest_section(m: dict, curve: list[dict], have_plot: bool) -> list[str]:
                 f"({m.get('control_count')}; FID and recall depend on the count, so all samples are not "
                 f"the right comparison): precision {pc:.3f} -> {pa:.3f} ({'up' if pa > pc else 'not up'}), "
                 f"recall {rc:.3f} -> {ra:.3f} ({'down' if ra < rc else 'not down'}), FID "
-                f"{_fmt(fc)} -> {_fmt(fa)}, i.e. "
+                f"{_fmt(fc)} -> {_fmt(fa)}, CAS {_pct(m.get('cas_control'))} -> {_pct(m.get('cas_after'))}, i.e. "
                 + ("fidelity bought with diversity." if pa > pc and ra < rc else
                    "higher fidelity without a loss of diversity at this sample size." if pa > pc else
                    "no gain in fidelity at this sample size."), ""]
