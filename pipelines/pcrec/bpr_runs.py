@@ -225,12 +225,12 @@ def write_results(ctx, results: list[dict]) -> None:
             from pipelines.pcrec.factors import lr_key
 
             ctx.log("WARNING: run %s seed %d diverged (%s); lower %s", m, s, div, lr_key(ctx.stage, m))
+        ran = sum(1 for h in r["history"] if h["epoch"] > 0)
         runs.append({"method": m, "seed": s, "best_epoch": int(r["best_epoch"]),
                      "best_valid_ndcg10": float(r["best_valid_ndcg10"]),
                      "diverged": bool(div),
-                     "epochs_run": len([h for h in r["history"] if h["epoch"] > 0]),
-                     "pair_updates": len([h for h in r["history"] if h["epoch"] > 0])
-                                     * int(r.get("train_pairs", 0)),
+                     "epochs_run": ran,
+                     "pair_updates": ran * int(r.get("train_pairs", 0)),
                      "epoch_cap": int(r["spec"]["bpr"]["epochs"]) if r["spec"].get("train", True) else 0,
                      "lr_schedule": str(r["spec"]["bpr"].get("lr_schedule", "constant")),
                      "train_s": float(sum(h["train_s"] for h in r["history"])),
