@@ -58,8 +58,9 @@ def joint_budget(bpr, target_pairs: int, joint_pairs: int):
     (epochs x training pairs) as a target-only run with ``bpr``'s epochs, rounded to the nearest
     epoch; an annealed schedule spans the scaled epochs.
     """
-    ratio = target_pairs / max(joint_pairs, 1)
-    epochs = max(1, round(bpr.epochs * ratio))
+    if bpr.epochs == 0:   # no training asked for: none with the merged pairs either
+        return bpr
+    epochs = max(1, round(bpr.epochs * target_pairs / max(joint_pairs, 1)))
     return replace(bpr, epochs=epochs, eval_every=max(1, min(bpr.eval_every, epochs)))
 
 
