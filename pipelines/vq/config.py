@@ -84,9 +84,19 @@ class PriorConfig(_Steps):
     lr: float = Field(2e-3, gt=0, description="Adam learning rate")
     lr_schedule: Literal["constant", "cosine"] = Field("constant", description="cosine: decay to lr_min_factor*lr over all epochs")
     lr_min_factor: float = Field(0.05, ge=0, le=1, description="final learning rate of the cosine schedule, as a share of lr")
-    patience: int | None = Field(None, ge=1, description="stop after this many epochs without better held-out bits")
+    val_maps: int = Field(0, ge=0, description="training code maps held out for per-epoch validation bits, the "
+                          "basis of patience and of the best epoch (0: none; the test codes are only reported)")
+    patience: int | None = Field(None, ge=1, description="stop after this many epochs without better validation "
+                                 "bits (needs val_maps > 0)")
     threads: int = Field(1, ge=1, description="torch threads per worker")
     trainer: TrainerConfig = TrainerConfig()
+
+    @model_validator(mode="after")
+    def _patience_on_validation(self):
+        if self.patience and not self.val_maps:
+            raise ValueError("prior.patience needs prior.val_maps > 0: early stopping decides on held-out "
+                             "training maps, never on the test codes")
+        return self
 
 
 class ClassifierConfig(StrictModel):

@@ -30,8 +30,8 @@ def _cfg(data_path, model):
         "vq": {"hidden": 16, "res_channels": 8, "n_res": 1, "num_codes": 16, "code_dim": 4,
                "restart_threshold": 0.03},
         "train": {"epochs": 2, "batch_size": 32, "trainer": {"num_workers": 0, "max_failures": 0}},
-        "prior": {"channels": 8, "layers": 2, "top_layers": 2, "heads": 2, "cond_res": 1, "epochs": 1,
-                  "batch_size": 32, "trainer": {"num_workers": 0, "max_failures": 0}},
+        "prior": {"channels": 8, "layers": 2, "top_layers": 2, "heads": 2, "cond_res": 1, "epochs": 2,
+                  "batch_size": 32, "val_maps": 40, "patience": 1, "trainer": {"num_workers": 0, "max_failures": 0}},
         "classifier": {"width": 8, "epochs": 1},
         "sample": {"per_class": 2},
         "evaluate": {"threshold": 0.2},
@@ -46,6 +46,12 @@ def test_vqvae2_pipeline_end_to_end(ray_local, tmp_path):
     assert len(codes.bottom.iloc[0]) == 16 and len(codes.top.iloc[0]) == 4      # 4x4 and 2x2 maps
     hist = res.artifact("train_vq").df("history")
     assert hist.epoch.tolist() == [0, 1] and (hist.images_per_s > 0).all()
+    # the priors decide on held-out training maps; the test codes only give a reported curve
+    pr = res.artifact("train_priors")
+    ph = pr.df("history")
+    assert {"val_bits_l0", "val_bits_l1", "test_bits_l0", "test_bits_l1"} <= set(ph.columns)
+    st = pr.manifest["stats"]
+    assert st["val_maps"] == 40 and st["train_maps"] + 40 == (codes.split == "train").sum()
     m = res.artifact("evaluate").json("metrics")
     assert m["levels"] == 2 and 0 < m["test_nmse"] < 10 and m["test_codes_used_l0"] >= 1
     assert m["prior_bits_per_code_l0"] > 0 and m["prior_bits_per_code_l1"] > 0
@@ -99,3 +105,18 @@ def test_unlabelled_images(ray_local, tmp_path):
     assert m["sample_count"] == 200 and m.get("acceptance_rate") is None     # sample.n, no classes
     assert (res.artifact("sample").df("samples").intended_label == -1).all()
     assert "no labels" in open(res.artifact("report").path("report.md")).read()
+
+
+def test_prior_patience_needs_validation_maps_and_they_leave_training_maps():
+    from pipelines.vq.stages.priors import split_maps
+    import pandas as pd
+
+    with pytest.raises(Exception, match="prior.patience needs prior.val_maps"):
+        validate_config(VQConfig, {"prior": {"patience": 1}}, "base")
+    assert validate_config(VQConfig, {"prior": {"patience": 1, "val_maps": 10}}, "base").prior.val_maps == 10
+    df = pd.DataFrame({"image_id": range(50)})
+    tr, va = split_maps(df, 10, seed=0)
+    assert len(tr) == 40 and len(va) == 10 and not set(tr.image_id) & set(va.image_id)
+    assert split_maps(df, 10, seed=0)[1].image_id.tolist() == va.image_id.tolist()     # seeded
+    with pytest.raises(ValueError, match="prior.val_maps=50 leaves no training code maps"):
+        split_maps(df, 50, seed=0)

@@ -4,10 +4,11 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
 import pandas as pd
 import torch
 
-from components.errors import InputError
+from components.errors import ConfigError, InputError
 
 from pipelines.core import train as rt
 from pipelines.vq.stages.common import codes_of, prior_kwargs
@@ -24,26 +25,32 @@ def prior_train_loop(config: dict) -> None:
     df = pd.read_parquet(config["codes_path"])
     L, shapes = config["kwargs"]["levels"], config["shapes"]
     tr, te = df[df.split == "train"], df[df.split == "test"]
+    tr, va = split_maps(tr, config["val_maps"], config["seed"])
     codes_tr = [s.to_device(c) for c in codes_of(tr, L, shapes)]
     # labels are only read by class-conditional priors; run_train_priors refused -1 for those
     lab_tr = s.to_device(torch.from_numpy(tr.label.to_numpy(copy=True)))
-    codes_te = [s.to_device(c) for c in codes_of(te, L, shapes)]
-    lab_te = s.to_device(torch.from_numpy(te.label.to_numpy(copy=True)))
+    held_sets = {}
+    for name, part in (("val", va), ("test", te)):
+        if len(part):
+            held_sets[name] = ([s.to_device(c) for c in codes_of(part, L, shapes)],
+                               s.to_device(torch.from_numpy(part.label.to_numpy(copy=True))))
     priors = PriorStack(build_priors(**config["kwargs"]))
     opt = torch.optim.Adam(priors.parameters(), lr=config["lr"])
     start, history = s.restore(priors=priors, opt=opt)
     model = core = s.prepare(priors, ddp=False)   # gradients all-reduced by hand, as in train_vq
-    n_te = len(codes_te[0])
     batches_of = lambda e: epoch_batches(s, len(codes_tr[0]), config["batch_size"], e,
                                          config["max_steps"], config.get("steps"))
     per_epoch = len(batches_of(0))
     total = per_epoch * config["epochs"]
 
-    def held_out(h):
-        return sum(h[f"test_bits_l{lvl}"] for lvl in range(L))
+    def val_sum(h):
+        return sum(h[f"val_bits_l{lvl}"] for lvl in range(L))
+
+    def stop():            # patience on the held-out training maps only (the config requires them)
+        return "val" in held_sets and no_improvement_for([val_sum(h) for h in history], config["patience"])
 
     for epoch in range(start, config["epochs"]):
-        if n_te and no_improvement_for([held_out(h) for h in history], config["patience"]):
+        if stop():
             break                                          # a resumed run that had already stopped
         model.train()
         batches = batches_of(epoch)
@@ -62,23 +69,44 @@ def prior_train_loop(config: dict) -> None:
             tot = [a + float(b.detach()) for a, b in zip(tot, losses)]
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         core.eval()
-        with torch.no_grad():
-            held = [0.0] * L
-            for lo in range(0, n_te, 256):
-                sl = slice(lo, lo + 256)
-                ls = prior_losses(list(core), [c[sl] for c in codes_te], lab_te[sl])
-                held = [a + float(b) * len(codes_te[0][sl]) for a, b in zip(held, ls)]
         m = {"epoch": epoch, "steps": len(batches), "seconds": dt,
              "cpu_seconds": s.all_mean(cpu) * s.world, "lr": opt.param_groups[0]["lr"]}
         for lvl in range(L):
             m[f"train_bits_l{lvl}"] = s.all_mean(tot[lvl] / max(len(batches), 1)) / math.log(2)
-            m[f"test_bits_l{lvl}"] = held[lvl] / max(n_te, 1) / math.log(2)
+        for name, (codes, labels) in held_sets.items():     # test: reported as a curve, never decides
+            for lvl, b in enumerate(bits_per_code(core, codes, labels)):
+                m[f"{name}_bits_l{lvl}"] = b
         history.append(m)
+        shown = "val" if "val" in held_sets else "test"
         s.report(m, s.state(epoch, history, priors=core, opt=opt),
-                 progress=f"priors epoch {epoch + 1}/{config['epochs']}: held-out bits/code "
-                          + ", ".join(f"l{lvl} {m[f'test_bits_l{lvl}']:.3f}" for lvl in range(L)))
-        if n_te and no_improvement_for([held_out(h) for h in history], config["patience"]):
-            break                                          # held-out bits stopped improving
+                 progress=f"priors epoch {epoch + 1}/{config['epochs']}: {shown} bits/code "
+                          + ", ".join(f"l{lvl} {m.get(f'{shown}_bits_l{lvl}', float('nan')):.3f}" for lvl in range(L)))
+        if stop():
+            break                                          # validation bits stopped improving
+
+
+def bits_per_code(priors, codes: list[torch.Tensor], labels: torch.Tensor, batch: int = 256) -> list[float]:
+    """Mean negative log-likelihood per code, in bits, of each level's prior on a held-out set."""
+    from components.vq.build import prior_losses
+
+    priors.eval()
+    n, held = len(codes[0]), [0.0] * len(codes)
+    with torch.no_grad():
+        for lo in range(0, n, batch):
+            sl = slice(lo, lo + batch)
+            ls = prior_losses(list(priors), [c[sl] for c in codes], labels[sl])
+            held = [a + float(b) * len(codes[0][sl]) for a, b in zip(held, ls)]
+    return [h / max(n, 1) / math.log(2) for h in held]
+
+
+def split_maps(train: pd.DataFrame, n_val: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training maps, validation maps): ``n_val`` training code maps held out by a seeded permutation."""
+    if n_val <= 0:
+        return train, train.iloc[:0]
+    if n_val >= len(train):
+        raise ValueError(f"prior.val_maps={n_val} leaves no training code maps (of {len(train)})")
+    perm = np.random.default_rng(seed + 2).permutation(len(train))
+    return train.iloc[perm[n_val:]], train.iloc[perm[:n_val]]
 
 
 def check_labelled(codes: pd.DataFrame, n_classes: int, data_path: str) -> None:
@@ -111,12 +139,17 @@ def run_train_priors(ctx) -> None:
     kwargs = prior_kwargs(cfg, n_classes)
     if kwargs["n_classes"]:
         check_labelled(art.df("codes"), n_classes, cfg.data.path)
+    n_train = int((pd.read_parquet(art.path("codes.parquet"), columns=["split"]).split == "train").sum())
+    if cfg.prior.val_maps >= n_train:
+        raise ConfigError(f"prior.val_maps={cfg.prior.val_maps} would hold out all {n_train} training code maps",
+                          fix="set prior.val_maps below the number of training images (or 0 for none)")
     loop_cfg = {"codes_path": art.path("codes.parquet"), "kwargs": kwargs,
                 "shapes": [tuple(s) for s in levels["shapes"]], "seed": ctx.seed, "threads": cfg.prior.threads,
                 "lr": cfg.prior.lr, "epochs": cfg.prior.epochs, "batch_size": cfg.prior.batch_size,
                 "max_steps": cfg.prior.max_steps_per_epoch, "steps": cfg.prior.steps_per_epoch,
                 "use_gpu": cfg.prior.trainer.use_gpu, "lr_schedule": cfg.prior.lr_schedule,
-                "lr_min_factor": cfg.prior.lr_min_factor, "patience": cfg.prior.patience}
+                "lr_min_factor": cfg.prior.lr_min_factor, "patience": cfg.prior.patience,
+                "val_maps": cfg.prior.val_maps}
     result = rt.fit(ctx, prior_train_loop, loop_cfg, cfg.prior.trainer, name="priors")
     state = rt.final_state(result)
     sd = state["priors"]
@@ -126,7 +159,6 @@ def run_train_priors(ctx) -> None:
     hist = pd.DataFrame(state["history"])
     ctx.out.write_table("history", hist)
     last = hist.iloc[-1].to_dict()
-    n_train = int((pd.read_parquet(art.path("codes.parquet"), columns=["split"]).split == "train").sum())
-    ctx.out.stats(train_maps=n_train, **{k: float(v) for k, v in last.items()})
+    ctx.out.stats(train_maps=n_train - cfg.prior.val_maps, val_maps=cfg.prior.val_maps, **{k: float(v) for k, v in last.items()})
     ctx.log("held-out bits/code: %s", ", ".join(f"l{l}={last[f'test_bits_l{l}']:.3f}"
                                                  for l in range(kwargs["levels"])))

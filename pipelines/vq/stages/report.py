@@ -63,9 +63,11 @@ def _stopping_lines(cfg, vq_hist, pr_hist, levels: int) -> list[str]:
             ("VQ model", vq_hist, "val_nmse", cfg.train.epochs, cfg.train.patience),
             ("priors", pr_hist, None, cfg.prior.epochs, cfg.prior.patience)):
         if col is None:
-            cols = [f"test_bits_l{l}" for l in range(levels) if f"test_bits_l{l}" in hist]
+            part = "val" if f"val_bits_l0" in hist else "test"
+            cols = [f"{part}_bits_l{l}" for l in range(levels) if f"{part}_bits_l{l}" in hist]
             series = hist[cols].sum(axis=1) if cols else None
-            what = "held-out bits per code (sum over levels)"
+            what = ("validation bits per code (held-out training maps, sum over levels)" if part == "val" else
+                    "test bits per code (sum over levels; no validation maps, prior.val_maps = 0)")
         else:
             series = hist[col] if col in hist else None
             what = "validation NMSE"
@@ -148,8 +150,9 @@ def _plot_curves(path: str, vq_hist, pr_hist, levels: int) -> None:
     for l in range(levels):
         if f"perplexity_l{l}" in vq_hist:
             ax[1].plot(vq_hist.epoch, vq_hist[f"perplexity_l{l}"], "o-", label=f"level {l}")
-        if f"test_bits_l{l}" in pr_hist:
-            ax[2].plot(pr_hist.epoch, pr_hist[f"test_bits_l{l}"], "o-", label=f"level {l} held-out")
+        for part, mark in (("val", "s--"), ("test", "o-")):
+            if f"{part}_bits_l{l}" in pr_hist:
+                ax[2].plot(pr_hist.epoch, pr_hist[f"{part}_bits_l{l}"], mark, label=f"level {l} {part}")
     ax[1].set_title("code perplexity (train)")
     ax[2].set_title("prior bits per code")
     for a in ax:
