@@ -32,6 +32,12 @@ MODELS = {
     "two_stream": ("two-stream (late fusion, L=10 flow)", "two_stream", {"backbone": "resnet18", "width": 16}, []),
     "tsn": ("TSN-flow (K=3, L=5)", "tsn_flow", {"backbone": "resnet18", "width": 16}, []),
     "r3d": ("R3D-18 (width/4)", "r3d_18", {"width": 16}, []),
+    # peer: the same R3D-18 trained with torchvision's references/video_classification recipe (SGD,
+    # momentum 0.9, wd 1e-4, LR 0.01, linear warm-up over 10 of 45 epochs, x0.1 at epochs 20 / 30 / 40)
+    # scaled to this budget; its random horizontal flip stays off, as in every row, because
+    # left / right and clockwise / counter-clockwise are different classes here
+    "r3d_tv": ("R3D-18, torchvision recipe (SGD, warm-up + steps)", "r3d_18", {"width": 16},
+               ["train.optimizer=sgd", "train.schedule=warmup_step", f"train.warmup={10 / 45}", "train.lr=0.01"]),
     "r2plus1d": ("R(2+1)D-18 (width/4)", "r2plus1d_18", {"width": 16}, []),
     "slowfast": ("SlowFast 8x8 (width 16, 1 block/stage)", "slowfast_r50_8x8", {"width": 16, "depths": [1, 1, 1, 1]}, []),
     "x3d": ("X3D-XS", "x3d_xs", {}, []),

@@ -117,8 +117,17 @@ class ModelConfig(StrictModel):
 class TrainConfig(StrictModel):
     epochs: int = Field(4, ge=1, description="training epochs")
     batch_size: int = Field(16, ge=1, description="clips per step and worker")
-    lr: float = Field(2e-3, gt=0, description="peak AdamW learning rate (one-cycle schedule)")
-    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay")
+    lr: float = Field(2e-3, gt=0, description="peak learning rate")
+    weight_decay: float = Field(1e-4, ge=0, description="weight decay (decoupled for AdamW, L2 for SGD)")
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="adamw, or sgd (momentum, torchvision's recipe)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    schedule: Literal["onecycle", "warmup_step"] = Field(
+        "onecycle", description="onecycle: warm-up then cosine; warmup_step: linear warm-up then x gamma at "
+        "the milestones (torchvision's video reference)")
+    warmup: float = Field(0.15, ge=0, lt=1, description="fraction of the steps spent warming up")
+    milestones: list[float] = Field([20 / 45, 30 / 45, 40 / 45], description="warmup_step: LR drops, as fractions "
+                                    "of the steps (torchvision: epochs 20 / 30 / 40 of 45)")
+    gamma: float = Field(0.1, gt=0, le=1, description="warmup_step: LR factor at each milestone")
     bf16: bool = Field(False, description="torch.autocast(cpu, bfloat16) in the forward pass")
     loader_workers: int = Field(0, ge=0, description="DataLoader worker processes (0: in the training process)")
     threads: int = Field(2, ge=1, description="torch threads per training worker")

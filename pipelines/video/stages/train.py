@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from components.video.train_loop import predict, topk_accuracy, train_epoch
+from components.video.train_loop import make_optimizer, make_schedule, predict, topk_accuracy, train_epoch
 from pipelines.core.hints import config_hints
 from pipelines.core.train import Session, fit, final_state, unwrap
 from pipelines.video.stages.common import (build_model, flow_files, load_index, make_dataset, monitor_split,
@@ -34,10 +34,10 @@ def train_worker(config: dict) -> None:
     model = build_model(cfg, len(classes), weights=cfg.model.weights)
     if config.get("init"):           # the pretrain stage's MotionNet / 2D->3D transfer weights
         load_pretrained(model, config["init"]["kind"], config["init"]["path"])
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    steps = cfg.train.epochs * len(loader.batch_sampler)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.train.lr, total_steps=max(steps, 1),
-                                                pct_start=0.15)
+    t = cfg.train
+    opt = make_optimizer(model.parameters(), t.optimizer, t.lr, t.weight_decay, t.momentum)
+    sched = make_schedule(opt, t.schedule, t.epochs * len(loader.batch_sampler), warmup=t.warmup,
+                          milestones=tuple(t.milestones), gamma=t.gamma)
     start, history = s.restore(model=model, optimizer=opt, scheduler=sched)
     model = s.prepare(model)          # forward_train (hidden two-stream) stays synchronised under DDP
     core = unwrap(model)
