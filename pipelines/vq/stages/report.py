@@ -63,7 +63,7 @@ def _stopping_lines(cfg, vq_hist, pr_hist, levels: int) -> list[str]:
             ("VQ model", vq_hist, "val_nmse", cfg.train.epochs, cfg.train.patience),
             ("priors", pr_hist, None, cfg.prior.epochs, cfg.prior.patience)):
         if col is None:
-            part = "val" if f"val_bits_l0" in hist else "test"
+            part = "val" if "val_bits_l0" in hist else "test"
             cols = [f"{part}_bits_l{l}" for l in range(levels) if f"{part}_bits_l{l}" in hist]
             series = hist[cols].sum(axis=1) if cols else None
             what = ("validation bits per code (held-out training maps, sum over levels)" if part == "val" else
@@ -75,11 +75,14 @@ def _stopping_lines(cfg, vq_hist, pr_hist, levels: int) -> list[str]:
             continue
         best = int(series.to_numpy().argmin())
         ran = len(series)
+        gain = (f" The last epoch changed it by {series.iloc[-1] - series.iloc[-2]:+.4g} "
+                f"({(series.iloc[-1] - series.iloc[-2]) / series.iloc[-2]:+.2%})." if ran >= 2 else "")
         out.append(f"* {name}: best {what} {series.iloc[best]:.4g} at epoch {best + 1} of {ran} run "
                    f"(cap {cap}, patience {pat}); "
                    + ("stopped early by patience." if ran < cap else
                       "ran to the cap" + (" with the last epoch best: still improving, at a lower "
-                                          "rate as the learning rate decays." if best == ran - 1 else ".")))
+                                          "rate as the learning rate decays." if best == ran - 1 else "."))
+                   + gain)
     return out
 
 
