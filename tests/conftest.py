@@ -9,7 +9,7 @@ import os
 os.environ.setdefault("DGLBACKEND", "pytorch")
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 os.environ.setdefault("TQDM_DISABLE", "1")
-# no implicit bare ray.init() (it binds to the machine's address): Ray only via the fixtures
+# no implicit argument-less ray.init (it binds to the machine's address): Ray only via the fixtures
 os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"
 
 # Tests never write into the user's home: the whole session (and every Ray process, job and

@@ -19,7 +19,7 @@ tests and of ``recgen ray start ...``) runs Ray's own processes with :func:`ray_
   module reads the provider from the file and sends nothing. Task and actor workers get the
   user's real ``HOME`` back through the job's runtime env, so credentials and caches resolve
   as usual.
-* Token auth without a file in the user's home: Ray 2.60's ``ray.init()`` turns token auth
+* Token auth without a file in the user's home: Ray 2.60's ``ray.init`` turns token auth
   on and, when no token exists, writes ``~/.ray/auth_token``. We hand Ray an ephemeral
   per-instance token in ``RAY_AUTH_TOKEN`` instead (or point ``RAY_AUTH_TOKEN_PATH`` at the
   user's existing token), so nothing is written.
@@ -162,13 +162,13 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: 
             env_vars["HOME"] = os.environ[USER_HOME_ENV]
         return ray.init(address=address, runtime_env={"env_vars": env_vars}, log_to_driver=verbose, **node_ip)
     _keep_loopback()
-    # Ray's processes inherit this process's environment when ray.init() spawns them: give
+    # Ray's processes inherit this process's environment when ray.init spawns them: give
     # them the private HOME (and token, usage-stats setting) for the duration of the call,
     # then put the driver's HOME back. Workers get the real HOME through the runtime env.
     child = ray_process_env()
     keep = {k: child[k] for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", USER_HOME_ENV,
                                   "RAY_USAGE_STATS_PROMPT_ENABLED") if k in child}
-    # ray.init() then turns token auth on with this token and says so at WARNING level; that is
+    # ray.init then turns token auth on with this token and says so at WARNING level; that is
     # the intended setting here, not something for the console
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     saved_home = os.environ.get("HOME")

@@ -227,7 +227,11 @@ def _unwrap(err: BaseException) -> BaseException:
 
 def run_pipeline(pipeline: Pipeline, cfg: Any, artifacts: str, until: str | None = None,
                  force: Iterable[str] = (), echo: bool = True) -> RunResult:
-    """Run (or reuse) the stages of ``pipeline``. Ray must be initialised (see ray_env)."""
+    """Run (or reuse) the stages of ``pipeline``. Joins the Ray that :func:`init_ray` started or
+    joined; with none, starts an embedded one on 127.0.0.1 (never a bare, outward-bound start)."""
+    from pipelines.core.ray_env import init_ray
+
+    init_ray()                        # idempotent: a no-op when Ray is already initialised
     store = Store(artifacts)
     store.check_writable()
     plans = plan(pipeline, cfg, store, until, force)

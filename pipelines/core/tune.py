@@ -407,7 +407,9 @@ def run_search(pipeline: str, base_tree: dict, spec: TuneSpec, root: str, *, res
     from ray.tune.schedulers import ASHAScheduler
 
     from pipelines.core.artifacts import Store
+    from pipelines.core.ray_env import init_ray
 
+    init_ray()                        # loopback, before Tune could start a Ray of its own
     pipe = resolve_pipeline(pipeline)
     # each trial runs in its own working directory: relative input paths must be absolute
     base_tree = resolve_config_paths(pipe.config_cls, base_tree, source="base config")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipelines.core import ray_env
@@ -74,7 +75,7 @@ def test_recgen_ray_start_refuses_a_token_only_the_head_would_know(tmp_path, mon
 
 
 def test_a_ray_call_without_init_ray_does_not_start_a_bare_ray(tmp_path):
-    """Ray's auto-init (a bare ``ray.init()`` on the first ``ray.put``) would bind to the
+    """Ray's auto-init (an argument-less ``ray.init`` on the first ``ray.put``) would bind to the
     machine's address; importing pipelines turns it off, so the call fails instead."""
     import subprocess
     import sys
@@ -87,3 +88,43 @@ def test_a_ray_call_without_init_ray_does_not_start_a_bare_ray(tmp_path):
                        text=True, timeout=120)
     assert "initialized False" in r.stdout, r.stdout + r.stderr[-2000:]
     assert "refused" in r.stdout
+
+
+def test_tune_does_not_start_a_bare_ray_either(tmp_path):
+    """Tune's own implicit start (``Tuner.fit`` with nothing initialised) is off too."""
+    import subprocess
+    import sys
+
+    code = ("import pipelines, ray.tune\n"
+            "def f(config):\n    return {'x': 1}\n"
+            f"t = ray.tune.Tuner(f, run_config=ray.tune.RunConfig(storage_path={str(tmp_path)!r}, verbose=0))\n"
+            "try:\n    t.fit()\nexcept Exception as e:\n    print('refused', type(e).__name__)\n"
+            "print('initialized', ray.is_initialized())\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ENABLE_AUTO_CONNECT", "TUNE_DISABLE_AUTO_INIT", "RAY_ADDRESS")}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180,
+                       cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert "initialized False" in r.stdout, r.stdout + r.stderr[-2000:]
+    assert "refused" in r.stdout
+
+
+def test_the_engines_start_ray_through_init_ray(monkeypatch, tmp_path):
+    """run_pipeline and the Tune engine call init_ray (loopback) before any Ray work."""
+    from pipelines.core import runner, tune
+    from pipelines.pcrec.dag import PIPELINE
+
+    calls = []
+
+    class Sentinel(Exception):
+        pass
+
+    def fake(*a, **k):
+        calls.append(a)
+        raise Sentinel
+
+    monkeypatch.setattr(ray_env, "init_ray", fake)
+    with pytest.raises(Sentinel):
+        runner.run_pipeline(PIPELINE, None, str(tmp_path))
+    with pytest.raises(Sentinel):
+        tune.run_search("pcrec", {}, None, str(tmp_path))
+    assert len(calls) == 2

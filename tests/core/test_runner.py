@@ -95,7 +95,7 @@ def test_killed_mid_write_leaves_no_manifest_and_is_recomputed(tmp_root, tmp_pat
         "from tests.core import toy_pipeline as toy\n"
         "from pipelines.core.runner import run_pipeline\n"
         "from pipelines.core.ray_env import init_ray\n"
-        "init_ray(None, num_cpus=2)\n"   # a loopback Ray (an implicit bare ray.init() is turned off)
+        "init_ray(None, num_cpus=2)\n"   # a loopback Ray (an implicit argument-less ray.init is turned off)
         "cfg = toy.ToyConfig(gen=toy.Gen(sleep_s=60))\n"
         "run_pipeline(toy.make('driver'), cfg, %r, echo=False)\n" % (str(ROOT), str(tmp_root))
     )
