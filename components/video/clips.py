@@ -44,7 +44,7 @@ import torch
 
 from components.errors import ConfigError, InputError
 from components.video import samplers
-from components.video.decode import read_all_frames, read_frames
+from components.video.decode import BACKENDS, read_all_frames, read_frames
 from components.video.flow import compute_flow, dequantize_flow, rgb_difference
 from components.video.transforms import (NORMALIZATIONS, crop_resize, flow_to_tensor, hflip, random_crop_box,
                                          rgb_to_tensor, rgbdiff_to_tensor, short_side_size)
@@ -138,6 +138,8 @@ class ClipDataset(torch.utils.data.Dataset):
         normalize: a :data:`~components.video.transforms.NORMALIZATIONS` key for RGB inputs.
         tsn_snippets: TSN test protocol: score ``tsn_snippets`` evenly spaced snippets one by
             one (each view feeds one snippet to all K segment slots) instead of the K centres.
+        backend: frame decoder, ``pyav`` or ``torchcodec``
+            (:func:`components.video.decode.resolve_backend` turns ``auto`` into one of them).
     """
 
     def __init__(self, index: pd.DataFrame, plans: list[InputPlan], *, train: bool, stride: int = 1,
@@ -146,7 +148,7 @@ class ClipDataset(torch.utils.data.Dataset):
                  flow_method: str = "dis", flow_bound: float = 20.0, cache_mb: float = 0.0,
                  seed: int = 0, fps: float | None = None, scale: tuple[int, int] | None = None,
                  hflip: bool = False, normalize: str = "kinetics_pytorchvideo",
-                 tsn_snippets: int | None = None):
+                 tsn_snippets: int | None = None, backend: str = "pyav"):
         if sampling not in ("dense", "tsn"):
             raise ConfigError(f"sampling must be 'dense' or 'tsn', got {sampling!r}")
         if size > resize:
@@ -159,6 +161,9 @@ class ClipDataset(torch.utils.data.Dataset):
             raise ConfigError(f"scale {tuple(scale)} must satisfy size ({size}) <= lo <= hi")
         if tsn_snippets is not None and tsn_snippets < 1:
             raise ConfigError(f"tsn_snippets must be >= 1, got {tsn_snippets}")
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {list(BACKENDS)}, got {backend!r}", param="backend")
+        self.backend = backend
         self.rows = index.reset_index(drop=True).to_dict("records")
         self.plans, self.train, self.stride = plans, train, stride
         self.size, self.resize, self.sampling = size, resize, sampling
@@ -238,10 +243,11 @@ class ClipDataset(torch.utils.data.Dataset):
         size = self.frame_size(row)
         if self.cache_frames:
             if key not in self._cache:
-                self._cache[key] = read_all_frames(row["path"], size=size, max_frames=start + n)[start:start + n]
+                self._cache[key] = read_all_frames(row["path"], size=size, max_frames=start + n,
+                                                   backend=self.backend)[start:start + n]
             allf = self._cache[key]
             return {int(i): allf[min(int(i), len(allf) - 1)] for i in needed}
-        arr = read_frames(row["path"], needed + start, size=size)
+        arr = read_frames(row["path"], needed + start, size=size, backend=self.backend)
         return dict(zip(needed.tolist(), arr))
 
     def _flow(self, row: dict, starts: np.ndarray, frames: dict[int, np.ndarray]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Video decoding with PyAV: probing, integrity checks and seek-aware frame reading.
+"""Video decoding: probing and integrity checks (PyAV), and frame reading with PyAV or torchcodec.
 
 Public API
 ----------
@@ -10,6 +10,14 @@ Public API
   and using FFmpeg's frame/slice threading (``thread_type = "AUTO"``).
 * :func:`read_all_frames` — every frame of a file (for flow extraction and short clips).
 * :func:`write_video` — encode ``uint8 [T, H, W, 3]`` frames to an mp4 (H.264) file.
+* :func:`resolve_backend` / :func:`torchcodec_status` — which decoder reads frames:
+  ``read_frames`` and ``read_all_frames`` take ``backend="pyav"`` (always there) or
+  ``"torchcodec"`` (PyTorch's decoder, used where it loads: it needs a torch build and FFmpeg
+  libraries that match its wheel). ``resolve_backend("auto")`` picks torchcodec where it loads,
+  because ``benchmarks/bench_video_decode.py`` measured it faster (docs/video.md), and PyAV
+  otherwise. Both give the same frames at the source size, and resized frames equal within
+  one level (both convert to RGB, then resize bilinearly); the backend is still part of a
+  cache's identity (``decode.backend`` is resolved into the config).
 
 Frame index ``i`` is the ``i``-th presented frame; it is mapped to and from the stream's
 presentation timestamps through the average frame rate (constant-frame-rate assumption, which
@@ -24,9 +32,46 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from components.errors import InputError
+from components.errors import ConfigError, InputError
 
-__all__ = ["VideoInfo", "probe", "read_frames", "read_all_frames", "write_video"]
+__all__ = ["BACKENDS", "VideoInfo", "probe", "read_frames", "read_all_frames", "resolve_backend",
+           "torchcodec_status", "write_video"]
+
+BACKENDS = ("pyav", "torchcodec")
+_TC_STATUS: tuple[bool, str] | None = None
+
+
+def torchcodec_status() -> tuple[bool, str]:
+    """``(True, version)`` when torchcodec imports and loads its FFmpeg core here, else
+    ``(False, reason)``. Checked once per process."""
+    global _TC_STATUS
+    if _TC_STATUS is None:
+        try:
+            import torchcodec
+            from torchcodec.decoders import VideoDecoder  # noqa: F401  (loads the native core)
+
+            _TC_STATUS = (True, str(getattr(torchcodec, "__version__", "?")))
+        except Exception as exc:  # ImportError, or OSError/RuntimeError from a library that does not load
+            _TC_STATUS = (False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+    return _TC_STATUS
+
+
+def resolve_backend(name: str = "auto") -> str:
+    """The decoder for ``name``: ``auto`` is torchcodec where it loads, else PyAV; ``torchcodec``
+    where it does not load is a :class:`ConfigError` saying why and what to use instead."""
+    if name == "pyav":
+        return "pyav"
+    if name not in ("auto", "torchcodec"):
+        raise ConfigError(f"unknown decode backend {name!r}", param="backend",
+                          fix=f"use auto or one of {list(BACKENDS)}")
+    ok, info = torchcodec_status()
+    if ok:
+        return "torchcodec"
+    if name == "torchcodec":
+        raise ConfigError(f"torchcodec does not load here ({info})", param="backend",
+                          fix="use auto or pyav, or install a torchcodec wheel that matches this torch "
+                              "build and the system's FFmpeg libraries")
+    return "pyav"
 
 
 @dataclass(frozen=True)
@@ -143,21 +188,28 @@ def _frame_index(frame, start_pts: int, time_base: Fraction, fps: Fraction) -> i
 
 
 def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
+    """RGB at the source size, then (``size``) a bilinear resize of the RGB frame. Converting and
+    resizing in one swscale call from YUV 4:2:0, as before, came out further from the resized
+    original frames (mean |diff| 12.0 against 7.2 levels for 48 -> 36 px rendered clips;
+    tests/video/test_decode.py); the two steps also give torchcodec's resized frames."""
+    rgb = frame.reformat(format="rgb24")
     if size is None:
-        return frame.to_ndarray(format="rgb24")
+        return rgb.to_ndarray()
     height, width = size
-    return frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
+    return rgb.reformat(width=width, height=height, interpolation="BILINEAR").to_ndarray()
 
 
 def read_frames(path: str, indices: Sequence[int] | np.ndarray, *, size: tuple[int, int] | None = None,
-                threads: bool = True, seek_gap: int = 48) -> np.ndarray:
+                threads: bool = True, seek_gap: int = 48, backend: str = "pyav") -> np.ndarray:
     """Decode the frames ``indices`` of ``path`` to a ``uint8 [len(indices), H, W, 3]`` array.
 
-    ``size=(H, W)`` resizes in FFmpeg's scaler while converting to RGB. Indices may repeat and
+    ``size=(H, W)`` resizes the RGB frames in FFmpeg's scaler (bilinear). Indices may repeat and
     come in any order. Sorted unique indices are grouped; a gap larger than ``seek_gap`` frames
     starts a new group, and each group begins with a seek to the keyframe before its first
     frame, so reading a few frames from a long file does not decode the whole file.
     Raises :class:`InputError` if a requested frame is not in the file (truncated / too short).
+    ``backend="torchcodec"``: torchcodec decodes the unique indices in one call (exact seeks,
+    its own resize, one FFmpeg thread; see the module docstring).
     """
     import av
 
@@ -167,6 +219,16 @@ def read_frames(path: str, indices: Sequence[int] | np.ndarray, *, size: tuple[i
     if idx.min() < 0:
         raise InputError(f"negative frame index {int(idx.min())}", path=path, fix="check the sampler")
     wanted = np.unique(idx)
+    if backend == "torchcodec":
+        # one FFmpeg thread: per-clip decoders are short-lived, and starting FFmpeg's threads for
+        # each cost more than it saved (benchmarks/bench_video_decode.py, resized clips)
+        dec = _tc_open(path, size, threads=False)
+        if int(wanted[-1]) >= len(dec):
+            raise InputError(f"truncated: frames {[int(i) for i in wanted[wanted >= len(dec)][:5]]} not found",
+                             path=path, fix="the file is shorter than its index says; re-ingest it")
+        frames = _tc_call(path, lambda: dec.get_frames_at(indices=wanted.tolist()))
+        return frames[np.searchsorted(wanted, idx)]
+    _check_backend(backend)
     groups: list[list[int]] = [[int(wanted[0])]]
     for i in wanted[1:]:
         if i - groups[-1][-1] > seek_gap:
@@ -215,10 +277,17 @@ def read_frames(path: str, indices: Sequence[int] | np.ndarray, *, size: tuple[i
 
 
 def read_all_frames(path: str, *, size: tuple[int, int] | None = None, threads: bool = True,
-                    max_frames: int | None = None) -> np.ndarray:
+                    max_frames: int | None = None, backend: str = "pyav") -> np.ndarray:
     """Decode every frame (or the first ``max_frames``) to ``uint8 [T, H, W, 3]``."""
     import av
 
+    if backend == "torchcodec":
+        dec = _tc_open(path, size, threads)
+        stop = len(dec) if max_frames is None else min(len(dec), max_frames)
+        if stop <= 0:
+            raise InputError("undecodable: no frames", path=path, fix="drop this file")
+        return _tc_call(path, lambda: dec.get_frames_in_range(start=0, stop=stop))
+    _check_backend(backend)
     container = _open(path)
     out = []
     try:
@@ -238,6 +307,39 @@ def read_all_frames(path: str, *, size: tuple[int, int] | None = None, threads: 
     if not out:
         raise InputError("undecodable: no frames", path=path, fix="drop this file")
     return np.stack(out)
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown decode backend {backend!r}", param="backend",
+                          fix=f"use one of {list(BACKENDS)} (resolve 'auto' with resolve_backend)")
+
+
+def _tc_open(path: str, size: tuple[int, int] | None, threads: bool):
+    """A torchcodec decoder of ``path`` giving NHWC uint8 frames, resized to ``size=(H, W)``."""
+    ok, info = torchcodec_status()
+    if not ok:
+        raise ConfigError(f"torchcodec does not load here ({info})", param="backend", fix="use pyav")
+    from torchcodec.decoders import VideoDecoder
+    from torchcodec.transforms import Resize
+
+    if not os.path.exists(path):
+        raise InputError("file does not exist", path=path, fix="check the path in the index")
+    try:
+        return VideoDecoder(path, dimension_order="NHWC", seek_mode="exact",
+                            num_ffmpeg_threads=0 if threads else 1,
+                            transforms=[Resize(size=list(size))] if size is not None else None)
+    except Exception as exc:  # torchcodec raises RuntimeError / ValueError for unreadable files
+        raise InputError(f"unreadable container ({type(exc).__name__}: {str(exc)[:200]})", path=path,
+                         fix="the file is not a readable video; re-download or drop it") from exc
+
+
+def _tc_call(path: str, fn) -> np.ndarray:
+    try:
+        return fn().data.numpy()
+    except Exception as exc:
+        raise InputError(f"undecodable ({type(exc).__name__}: {str(exc)[:200]})", path=path,
+                         fix="the file is corrupt; re-encode or drop it") from exc
 
 
 def write_video(path: str, frames: np.ndarray | Iterable[np.ndarray], fps: int = 25, *,

@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from components.errors import ConfigError
+from components.video.decode import resolve_backend
 from pipelines.core.config import StageResources, StrictModel, path_field
 from pipelines.core.fanout import FanoutConfig, fanout_sized
 from pipelines.core.train import TrainerConfig
@@ -76,6 +78,18 @@ class DecodeConfig(StrictModel):
     resize: int = Field(36, ge=8, description="short side (px) frames are decoded at; the aspect ratio is kept")
     cache_mb: float = Field(512, ge=0, description="keep decoded videos in memory only when a split decodes to at "
                             "most this many MB; larger datasets stream from disk (0: always stream)")
+    backend: Literal["auto", "pyav", "torchcodec"] = Field(
+        "auto", validate_default=True, description="frame decoder; auto: torchcodec where it loads (faster in "
+        "benchmarks/bench_video_decode.py), else PyAV. Resolved when the config loads, so caches "
+        "and records name the decoder that ran")
+
+    @field_validator("backend")
+    @classmethod
+    def _resolve_backend(cls, v: str) -> str:
+        try:
+            return resolve_backend(v)
+        except ConfigError as exc:
+            raise ValueError(exc.message + (f" — {exc.fix}" if exc.fix else "")) from None
 
 
 class ClipConfig(StrictModel):

@@ -64,7 +64,7 @@ def make_dataset(cfg, index: pd.DataFrame, *, train: bool, flows: dict[str, str]
                        flow_files=flows, flow_method=cfg.flow.method, flow_bound=cfg.flow.bound,
                        cache_mb=cfg.decode.cache_mb, seed=cfg.seed, fps=cfg.clip.fps,
                        scale=cfg.clip.scale, hflip=cfg.clip.hflip, normalize=normalization_of(cfg, spec),
-                       tsn_snippets=tsn_snippets if sampling == "tsn" else None)
+                       tsn_snippets=tsn_snippets if sampling == "tsn" else None, backend=cfg.decode.backend)
 
 
 def build_model(cfg, num_classes: int, weights: str | None = None) -> torch.nn.Module:

@@ -35,7 +35,7 @@ def flow_shard(shard, _shared) -> dict:
         path = r.path if os.path.isabs(r.path) else ingest.path(r.path)
         try:
             frames = read_all_frames(path, size=short_side_size(r.height, r.width, side),   # as ClipDataset
-                                     max_frames=r.frame_start + r.num_frames)
+                                     max_frames=r.frame_start + r.num_frames, backend=cfg.decode.backend)
         except InputError as exc:
             errors.append(f"{r.video_id}: {exc}")
             continue
