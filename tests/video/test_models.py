@@ -30,6 +30,16 @@ def _doc_params() -> dict[str, int]:
     return rows
 
 
+def test_models_doc_prose_is_the_reports():
+    """docs/video-models.md is written by ``components.video.models.report``: text edited only
+    in the doc is lost at the next regeneration, so the doc's prose must be the report's."""
+    from components.video.models import report
+
+    text = DOC.read_text()
+    assert text.startswith(report.HEADER), "docs/video-models.md header differs from report.HEADER: edit report.py"
+    assert text.endswith(report.NOTES), "docs/video-models.md notes differ from report.NOTES: edit report.py"
+
+
 def test_registry_lists_every_required_model():
     assert REQUIRED <= set(names())
     for n in names():

@@ -217,8 +217,41 @@ random batch. The weight was not searched for accuracy. One training run each (s
 pre-training epochs, 6 end-to-end epochs, 6-view val top-1, chance 0.083): new defaults 0.133,
 the old setting (`input_norm: null, aux_weight: 1.0`) 0.117 — both near chance, so the loss
 scale is not what keeps hidden two-stream from learning here. Its MotionNet pre-training loss
-barely moves in both runs (899.6 -> 898.3 and 2943.7 -> 2945.5 over the 2 epochs): MotionNet
-does not learn flow at this budget, and the temporal stream then sees no motion (not fixed).
+barely moved in both runs (899.6 -> 898.3 and 2943.7 -> 2945.5 over the 2 epochs): MotionNet
+did not learn flow, and the temporal stream then saw no motion (cause and fix below).
+(Those runs used the motion config of the time: 30 training clips per class, 6 epochs.)
+
+Why MotionNet learned no flow, and the fix (2026-12-02; `python benchmarks/probe_motionnet.py`,
+1 thread, seed 0: 96 training and 24 held-out motion clips as the demo feeds them, 8 frames of
+32 px, MotionNet width 16 on ImageNet-normalised input, AdamW 1e-3, batch 8; the old objective is
+`--smooth-beta-per-res 20`). End-point error (EPE) is to OpenCV's DIS flow, full scale, held-out
+clips; zero flow has EPE 2.249 px there.
+
+* The weighted objective was never lowest at zero flow. On the held-out clips it is 991.3 at zero
+  flow, 463.5 at the DIS flow (area-resized to each scale) with the old smoothness and 438.1 with
+  the new one; a free flow field optimised on it (Adam lr 0.05, 200 steps, from zero) reaches
+  380.8 (old) / 287.9 (new) with EPE 1.44 / 1.46 px. The photometric term dominates (zero flow
+  252 at full scale, DIS 47); SSIM is under 1%. Smoothness at the DIS flow: 3.2 / 6.3 / 9.9 /
+  15.6 from the 1/8 to the full scale with the old beta 20 r, 1.9 / 2.4 / 2.5 / 2.6 with beta 1.
+* But with the old beta MotionNet stays at flat near-zero flow: EPE 2.251 -> 2.254 after 600
+  steps (objective 1011 -> 989). With beta 1 (the reference's units) it learns: EPE 2.134,
+  1.903, 1.403, 1.489, 1.162, 1.161 at steps 100 .. 600 (83 s CPU for the 600 steps on the shared
+  machine); objective 995 -> 674. Seed 1 (other clips, init and batches; zero flow 2.231):
+  2.089, 1.979, 1.926, 1.729, 1.808, 1.391 — learning too, more slowly. The EPE is not monotone
+  (batch noise, no LR schedule).
+* A one-off ablation (same data, 300 steps, a scratch script, not kept): old objective 2.26;
+  the reference's output scaling (MotionNet outputs in 1/20 full-resolution pixel times 20 r, its
+  `FlowScale`) alone 2.05; beta 1 alone 1.40; both 1.29. Only beta 1 was adopted (the units fix;
+  the extra gain from the output scaling is one seed). Fed [0, 1] frames instead of normalised
+  ones, MotionNet learned much less (both changes: 2.09 at 300 steps instead of 1.29), so the
+  pipeline's normalised input (and the probe's) matters.
+
+In the pipeline (the motion demo, `model.name=hidden_two_stream`,
+`model.kwargs={frames: 8, width: 16, motion_width: 16}`, `flow.enabled=false`, 1 thread, seed 0), the MotionNet
+pre-training loss now falls, 889.1 -> 832.2 over its 2 epochs (180 steps), and hidden two-stream
+reaches 0.979 validation top-1 (6 views and 1 view; chance 0.083) after 12 end-to-end epochs
+(`docs/video.md`, results). Pre-training is short: at 180 steps the probe's EPE was still
+1.90-2.13; longer `motionnet.epochs` were not tried.
 
 ## T3D supervision transfer
 
