@@ -44,7 +44,7 @@ import torch
 
 from components.errors import ConfigError, InputError
 from components.video import samplers
-from components.video.decode import BACKENDS, read_all_frames, read_frames
+from components.video.decode import check_backend, read_all_frames, read_frames
 from components.video.flow import compute_flow, dequantize_flow, rgb_difference
 from components.video.transforms import (NORMALIZATIONS, crop_resize, flow_to_tensor, hflip, random_crop_box,
                                          rgb_to_tensor, rgbdiff_to_tensor, short_side_size)
@@ -161,8 +161,7 @@ class ClipDataset(torch.utils.data.Dataset):
             raise ConfigError(f"scale {tuple(scale)} must satisfy size ({size}) <= lo <= hi")
         if tsn_snippets is not None and tsn_snippets < 1:
             raise ConfigError(f"tsn_snippets must be >= 1, got {tsn_snippets}")
-        if backend not in BACKENDS:
-            raise ConfigError(f"backend must be one of {list(BACKENDS)}, got {backend!r}", param="backend")
+        check_backend(backend)
         self.backend = backend
         self.rows = index.reset_index(drop=True).to_dict("records")
         self.plans, self.train, self.stride = plans, train, stride

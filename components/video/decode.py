@@ -34,8 +34,8 @@ import numpy as np
 
 from components.errors import ConfigError, InputError
 
-__all__ = ["BACKENDS", "VideoInfo", "probe", "read_frames", "read_all_frames", "resolve_backend",
-           "torchcodec_status", "write_video"]
+__all__ = ["BACKENDS", "VideoInfo", "check_backend", "probe", "read_frames", "read_all_frames",
+           "resolve_backend", "torchcodec_status", "write_video"]
 
 BACKENDS = ("pyav", "torchcodec")
 _TC_STATUS: tuple[bool, str] | None = None
@@ -190,8 +190,9 @@ def _frame_index(frame, start_pts: int, time_base: Fraction, fps: Fraction) -> i
 def _to_rgb(frame, size: tuple[int, int] | None) -> np.ndarray:
     """RGB at the source size, then (``size``) a bilinear resize of the RGB frame. Converting and
     resizing in one swscale call from YUV 4:2:0, as before, came out further from the resized
-    original frames (mean |diff| 12.0 against 7.2 levels for 48 -> 36 px rendered clips;
-    tests/video/test_decode.py); the two steps also give torchcodec's resized frames."""
+    original frames (mean |diff| 11.3 against 6.8 levels for 48 -> 36 px rendered clips), at
+    0.62-0.67x the frames/s (benchmarks/bench_video_decode.py, resize section); the two steps
+    also give torchcodec's resized frames."""
     rgb = frame.reformat(format="rgb24")
     if size is None:
         return rgb.to_ndarray()
@@ -228,7 +229,7 @@ def read_frames(path: str, indices: Sequence[int] | np.ndarray, *, size: tuple[i
                              path=path, fix="the file is shorter than its index says; re-ingest it")
         frames = _tc_call(path, lambda: dec.get_frames_at(indices=wanted.tolist()))
         return frames[np.searchsorted(wanted, idx)]
-    _check_backend(backend)
+    check_backend(backend)
     groups: list[list[int]] = [[int(wanted[0])]]
     for i in wanted[1:]:
         if i - groups[-1][-1] > seek_gap:
@@ -287,7 +288,7 @@ def read_all_frames(path: str, *, size: tuple[int, int] | None = None, threads: 
         if stop <= 0:
             raise InputError("undecodable: no frames", path=path, fix="drop this file")
         return _tc_call(path, lambda: dec.get_frames_in_range(start=0, stop=stop))
-    _check_backend(backend)
+    check_backend(backend)
     container = _open(path)
     out = []
     try:
@@ -309,7 +310,8 @@ def read_all_frames(path: str, *, size: tuple[int, int] | None = None, threads: 
     return np.stack(out)
 
 
-def _check_backend(backend: str) -> None:
+def check_backend(backend: str) -> None:
+    """A :class:`ConfigError` (``param="backend"``) unless ``backend`` is one of :data:`BACKENDS`."""
     if backend not in BACKENDS:
         raise ConfigError(f"unknown decode backend {backend!r}", param="backend",
                           fix=f"use one of {list(BACKENDS)} (resolve 'auto' with resolve_backend)")

@@ -70,7 +70,7 @@ def test_dataset_refuses_an_unknown_backend():
 
     from components.video.clips import ClipDataset
 
-    with pytest.raises(ConfigError, match="backend must be one of"):
+    with pytest.raises(ConfigError, match="unknown decode backend 'auto'"):
         ClipDataset(pd.DataFrame([]), [], train=True, backend="auto")
 
 
